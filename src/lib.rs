@@ -1,0 +1,11 @@
+//! Connector Factory: turns connector requests into tested connector pull requests.
+//!
+//! One module per stage; see `docs/design.md` for the flow and `docs/connector-contract.md`
+//! for what a generated connector must do.
+
+pub mod agent;
+pub mod openapi;
+pub mod registry;
+pub mod scaffold;
+pub mod spectest;
+pub mod validate;

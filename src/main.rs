@@ -1,0 +1,46 @@
+//! The `connector-factory` binary: one subcommand per stage of the factory.
+//! Each subcommand's arguments and entry point live in the module that owns the stage,
+//! so this file stays a table of contents.
+
+use clap::{Parser, Subcommand};
+use connector_factory::{agent, openapi, scaffold, spectest, validate};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "connector-factory", version, about = "Turns connector requests into tested connectors")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Materialize a scaffold JSON file into a folder (or pack a template tree into one).
+    Scaffold(scaffold::cli::ScaffoldArgs),
+    /// Check connector implementations against the registry's schemas and layout.
+    Validate(validate::ValidateArgs),
+    /// Run the conformance suite against connector implementations using a fault-injecting mock API.
+    SpecTest(spectest::SpecTestArgs),
+    /// Query an OpenAPI description a piece at a time.
+    Openapi(openapi::cli::OpenapiArgs),
+    /// Generate a connector implementation (builtin OpenAPI generator).
+    Generate(agent::builtin::GenerateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scaffold(args) => scaffold::cli::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::SpecTest(args) => spectest::run(args),
+        Command::Openapi(args) => openapi::cli::run(args),
+        Command::Generate(args) => agent::builtin::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! OpenAPI toolkit: placeholder until it lands (issue 4).
+pub mod cli;

@@ -74,17 +74,42 @@ impl Scaffold {
     }
 
     pub fn from_json(text: &str) -> Result<Scaffold> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let scaffold: Scaffold = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            anyhow::anyhow!("at `{path}`: {}", e.into_inner())
-        })?;
-        for (name, v) in &scaffold.variables {
-            if !v.is_object() {
+        let doc: Value = serde_json::from_str(text).context("not valid JSON")?;
+        let Value::Object(mut map) = doc else { bail!("a scaffold is a JSON object") };
+        let structure = match map.remove("structure") {
+            Some(v) => parse_nodes(&v, "structure")?,
+            None => bail!("at `structure`: missing; a scaffold needs a `structure` array of dir/file nodes"),
+        };
+        let variables = match map.remove("variables") {
+            None => serde_json::Map::new(),
+            Some(Value::Object(vars)) => vars,
+            Some(_) => bail!("at `variables`: expected an object of variable declarations"),
+        };
+        for (name, v) in &variables {
+            let Some(decl) = v.as_object() else {
                 bail!("at `variables.{name}`: expected an object with description/example/pattern/default");
+            };
+            for key in ["description", "pattern", "default"] {
+                if decl.get(key).is_some_and(|x| !x.is_string() && !x.is_null()) {
+                    bail!("at `variables.{name}.{key}`: expected a string");
+                }
             }
         }
-        Ok(scaffold)
+        let text_field = |map: &mut serde_json::Map<String, Value>, key: &str| -> Result<Option<String>> {
+            match map.remove(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(_) => bail!("at `{key}`: expected a string"),
+            }
+        };
+        Ok(Scaffold {
+            scaffold: text_field(&mut map, "scaffold")?,
+            version: text_field(&mut map, "version")?,
+            description: text_field(&mut map, "description")?,
+            variables,
+            structure,
+            extra: map,
+        })
     }
 
     /// The declared variables, in declaration order.
@@ -176,6 +201,42 @@ impl Scaffold {
 pub enum Rendered {
     Dir(PathBuf),
     File(PathBuf, String),
+}
+
+/// Read a `structure` array by hand so that every error names the exact node
+/// (`structure[2].children[0]`), which serde's tagged enums cannot do.
+fn parse_nodes(v: &Value, location: &str) -> Result<Vec<Node>> {
+    let Some(items) = v.as_array() else { bail!("at `{location}`: expected an array of dir/file nodes") };
+    let mut nodes = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let here = format!("{location}[{i}]");
+        let Some(obj) = item.as_object() else { bail!("at `{here}`: expected an object with `type` and `name`") };
+        let name = match obj.get("name") {
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => bail!("at `{here}.name`: expected a string"),
+            None => bail!("at `{here}`: missing `name`"),
+        };
+        match obj.get("type").and_then(Value::as_str) {
+            Some("dir") => {
+                let children = match obj.get("children") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(c) => parse_nodes(c, &format!("{here}.children"))?,
+                };
+                nodes.push(Node::Dir { name, children });
+            }
+            Some("file") => {
+                let template = match obj.get("template") {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(_) => bail!("at `{here}.template`: expected a string"),
+                };
+                nodes.push(Node::File { name, template });
+            }
+            Some(other) => bail!("at `{here}.type`: unknown node type {other:?}; expected \"dir\" or \"file\""),
+            None => bail!("at `{here}`: missing `type` (\"dir\" or \"file\")"),
+        }
+    }
+    Ok(nodes)
 }
 
 fn list_or_none(names: &[&str]) -> String {

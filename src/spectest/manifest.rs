@@ -16,7 +16,7 @@ pub struct InputError {
 }
 
 impl InputError {
-    fn new(path: &Path, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(path: &Path, problem: impl Into<String>) -> Self {
         InputError {
             path: path.to_path_buf(),
             problem: problem.into(),
@@ -50,6 +50,9 @@ pub struct Manifest {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RunSpec {
     pub command: Vec<String>,
+    /// Run once in the implementation folder before any scenario (compile, install dev tools).
+    #[serde(default)]
+    pub build: Vec<String>,
 }
 
 /// `auth`: the contract fixes `type`; the other fields follow the `auth` skill

@@ -119,8 +119,11 @@ fn needed_scenarios(selected: &[&CheckDef]) -> BTreeSet<ScenarioId> {
 }
 
 /// Reads an implementation folder (manifest, schemas, fixtures).
+/// Load an implementation and run its declared build step, so what the scenarios run exists.
 pub fn load_implementation(dir: &Path) -> Result<LoadedImpl, InputError> {
-    manifest::load(dir)
+    let imp = manifest::load(dir)?;
+    runner::build_implementation(&imp)?;
+    Ok(imp)
 }
 
 /// Runs the suite on one implementation folder and wraps the result in a [`SpecReport`].

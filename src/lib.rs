@@ -9,3 +9,5 @@ pub mod registry;
 pub mod scaffold;
 pub mod spectest;
 pub mod validate;
+pub mod store;
+pub mod worker;

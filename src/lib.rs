@@ -11,3 +11,6 @@ pub mod spectest;
 pub mod validate;
 pub mod store;
 pub mod worker;
+pub mod github;
+pub mod command;
+pub mod request;

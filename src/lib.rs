@@ -14,3 +14,5 @@ pub mod worker;
 pub mod github;
 pub mod command;
 pub mod request;
+pub mod config;
+pub mod server;

@@ -48,7 +48,13 @@ struct Factory {
 
 impl Factory {
     fn new() -> Result<Self> {
-        Ok(Factory { dir: tempfile::tempdir()?, store: None, stop: CancellationToken::new(), tasks: Vec::new(), pool: None })
+        Ok(Factory {
+            dir: tempfile::tempdir()?,
+            store: None,
+            stop: CancellationToken::new(),
+            tasks: Vec::new(),
+            pool: None,
+        })
     }
 }
 
@@ -217,7 +223,10 @@ fn main() -> Result<()> {
         "webhook intake on loopback: {} signed deliveries, {} in flight, verified and persisted before the answer",
         knobs.deliveries, knobs.concurrency
     );
-    println!("{:<20} {:>8} {:>9} {:>10} {:>12} {:>10} {:>10}", "peer", "sent", "accepted", "persisted", "deliv/s", "p50", "p99");
+    println!(
+        "{:<20} {:>8} {:>9} {:>10} {:>12} {:>10} {:>10}",
+        "peer", "sent", "accepted", "persisted", "deliv/s", "p50", "p99"
+    );
     for peer in peers.iter_mut() {
         let o = runtime.block_on(run(peer.as_mut(), &knobs))?;
         let rate = o.sent as f64 / o.elapsed.as_secs_f64();
@@ -232,7 +241,11 @@ fn main() -> Result<()> {
             p50.as_secs_f64() * 1e3,
             p99.as_secs_f64() * 1e3
         );
-        ensure!(o.accepted == o.sent && o.persisted as usize == o.accepted, "{}: not every delivery was accepted and persisted", o.peer);
+        ensure!(
+            o.accepted == o.sent && o.persisted as usize == o.accepted,
+            "{}: not every delivery was accepted and persisted",
+            o.peer
+        );
         results.push(json!({
             "peer": o.peer, "deliveries": o.sent, "accepted": o.accepted, "persisted": o.persisted,
             "concurrency": knobs.concurrency, "seconds": o.elapsed.as_secs_f64(), "per_second": rate,

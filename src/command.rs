@@ -16,11 +16,15 @@ pub const PREFIX: &str = "/factory";
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
     /// Run the request again (same branch, same PR), with optional guidance for the agent.
-    Retry { guidance: Option<String> },
+    Retry {
+        guidance: Option<String>,
+    },
     Cancel,
     Status,
     /// `/factory` followed by something else; answered with the list of commands.
-    Unknown { verb: String },
+    Unknown {
+        verb: String,
+    },
 }
 
 impl Command {
@@ -59,10 +63,24 @@ fn paragraphs(markdown: &str) -> Vec<Vec<Line>> {
     let mut current: Option<Vec<Line>> = None;
     for event in Parser::new(markdown) {
         match event {
-            Event::Start(Tag::CodeBlock(_) | Tag::BlockQuote(_) | Tag::Heading { .. } | Tag::Table(_) | Tag::HtmlBlock | Tag::List(_)) => {
+            Event::Start(
+                Tag::CodeBlock(_)
+                | Tag::BlockQuote(_)
+                | Tag::Heading { .. }
+                | Tag::Table(_)
+                | Tag::HtmlBlock
+                | Tag::List(_),
+            ) => {
                 hidden += 1;
             }
-            Event::End(TagEnd::CodeBlock | TagEnd::BlockQuote(_) | TagEnd::Heading(_) | TagEnd::Table | TagEnd::HtmlBlock | TagEnd::List(_)) => {
+            Event::End(
+                TagEnd::CodeBlock
+                | TagEnd::BlockQuote(_)
+                | TagEnd::Heading(_)
+                | TagEnd::Table
+                | TagEnd::HtmlBlock
+                | TagEnd::List(_),
+            ) => {
                 hidden = hidden.saturating_sub(1);
             }
             Event::Start(Tag::Paragraph) if hidden == 0 => current = Some(vec![Line::default()]),

@@ -61,7 +61,8 @@ const fn def(env: &'static str, file_key: &'static str, about: &'static str) -> 
     SettingDef { env, file_key, about }
 }
 
-pub const APP_ID: SettingDef = def("GITHUB_APP_ID", "github.app_id", "the GitHub App's numeric id (App settings, 'App ID')");
+pub const APP_ID: SettingDef =
+    def("GITHUB_APP_ID", "github.app_id", "the GitHub App's numeric id (App settings, 'App ID')");
 pub const PRIVATE_KEY: SettingDef = def(
     "GITHUB_PRIVATE_KEY",
     "github.private_key",
@@ -73,11 +74,13 @@ pub const WEBHOOK_SECRET: SettingDef = def(
     "the webhook secret entered in the App's settings; every delivery's X-Hub-Signature-256 is checked with it",
 );
 pub const API_URL: SettingDef = def("GITHUB_API_URL", "github.api_url", "GitHub's REST API base URL");
-pub const DATABASE_URL: SettingDef = def("FACTORY_DATABASE_URL", "store.database_url", "where jobs and deliveries are kept");
+pub const DATABASE_URL: SettingDef =
+    def("FACTORY_DATABASE_URL", "store.database_url", "where jobs and deliveries are kept");
 pub const BIND: SettingDef = def("FACTORY_BIND", "server.bind", "address the webhook server listens on");
 pub const CONCURRENCY: SettingDef = def("FACTORY_CONCURRENCY", "worker.concurrency", "jobs run at once");
 pub const JOB_TIMEOUT: SettingDef = def("FACTORY_JOB_TIMEOUT_SECS", "worker.job_timeout_secs", "seconds a job may run");
-pub const MAX_BODY: SettingDef = def("FACTORY_MAX_BODY_BYTES", "server.max_body_bytes", "largest webhook body accepted");
+pub const MAX_BODY: SettingDef =
+    def("FACTORY_MAX_BODY_BYTES", "server.max_body_bytes", "largest webhook body accepted");
 pub const LLM_PROVIDER: SettingDef = def("FACTORY_LLM_PROVIDER", "llm.provider", "'anthropic' or 'openai'");
 pub const LLM_BASE_URL: SettingDef = def("FACTORY_LLM_BASE_URL", "llm.base_url", "the LLM API's base URL");
 pub const LLM_MODEL: SettingDef = def("FACTORY_LLM_MODEL", "llm.model", "the model name");
@@ -170,7 +173,10 @@ impl fmt::Display for SettingsError {
         for p in &self.problems {
             writeln!(f, "  {} (or {} in factory.toml): {}", p.env, p.file_key, p.message)?;
         }
-        write!(f, "Settings come from the environment and from factory.toml (or the file {CONFIG_FILE_ENV} names); the environment wins.")
+        write!(
+            f,
+            "Settings come from the environment and from factory.toml (or the file {CONFIG_FILE_ENV} names); the environment wins."
+        )
     }
 }
 
@@ -240,16 +246,19 @@ fn problem(def: &SettingDef, message: impl Into<String>) -> Problem {
     Problem { env: def.env, file_key: def.file_key, message: message.into() }
 }
 
-fn parse_number<T: std::str::FromStr>(src: &Source, def: &SettingDef, default: T, problems: &mut Vec<Problem>, min: T) -> T
+fn parse_number<T>(src: &Source, def: &SettingDef, default: T, problems: &mut Vec<Problem>, min: T) -> T
 where
-    T: PartialOrd + fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
 {
     match src.get(def) {
         None => default,
         Some(raw) => match raw.trim().parse::<T>() {
             Ok(v) if v >= min => v,
             _ => {
-                problems.push(problem(def, format!("expected a whole number of at least {min} ({}), got '{}'", def.about, raw.trim())));
+                problems.push(problem(
+                    def,
+                    format!("expected a whole number of at least {min} ({}), got '{}'", def.about, raw.trim()),
+                ));
                 default
             }
         },
@@ -301,12 +310,18 @@ impl Settings {
         let database_url = src.get(&DATABASE_URL).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
         if !database_url.starts_with("sqlite:") {
             let scheme = database_url.split(':').next().unwrap_or_default();
-            problems.push(problem(&DATABASE_URL, format!("only sqlite:// URLs are supported so far, got a '{scheme}:' URL")));
+            problems.push(problem(
+                &DATABASE_URL,
+                format!("only sqlite:// URLs are supported so far, got a '{scheme}:' URL"),
+            ));
         }
 
         let bind_raw = src.get(&BIND).unwrap_or_else(|| DEFAULT_BIND.to_string());
         let bind = bind_raw.trim().parse::<SocketAddr>().unwrap_or_else(|_| {
-            problems.push(problem(&BIND, format!("expected host:port with an IP address, e.g. 127.0.0.1:3000, got '{bind_raw}'")));
+            problems.push(problem(
+                &BIND,
+                format!("expected host:port with an IP address, e.g. 127.0.0.1:3000, got '{bind_raw}'"),
+            ));
             DEFAULT_BIND.parse().expect("default bind address")
         });
 
@@ -333,12 +348,14 @@ impl Settings {
         }
         .map(Secret::new);
         match provider {
-            Some(LlmProvider::Anthropic) if api_key.is_none() => {
-                problems.push(problem(&ANTHROPIC_KEY, format!("missing: {}, needed because the LLM provider is anthropic", ANTHROPIC_KEY.about)))
-            }
-            Some(LlmProvider::Openai) if api_key.is_none() => {
-                problems.push(problem(&OPENAI_KEY, format!("missing: {}, needed because the LLM provider is openai", OPENAI_KEY.about)))
-            }
+            Some(LlmProvider::Anthropic) if api_key.is_none() => problems.push(problem(
+                &ANTHROPIC_KEY,
+                format!("missing: {}, needed because the LLM provider is anthropic", ANTHROPIC_KEY.about),
+            )),
+            Some(LlmProvider::Openai) if api_key.is_none() => problems.push(problem(
+                &OPENAI_KEY,
+                format!("missing: {}, needed because the LLM provider is openai", OPENAI_KEY.about),
+            )),
             _ => {}
         }
         let base_url = src.get(&LLM_BASE_URL);
@@ -382,11 +399,9 @@ impl Settings {
         missing(&PRIVATE_KEY, self.private_key.is_some());
         missing(&WEBHOOK_SECRET, self.webhook_secret.is_some());
         match (self.app_id, &self.private_key, &self.webhook_secret) {
-            (Some(app_id), Some(key), Some(secret)) if problems.is_empty() => Ok(AppCredentials {
-                app_id,
-                private_key: key.clone(),
-                webhook_secret: secret.clone(),
-            }),
+            (Some(app_id), Some(key), Some(secret)) if problems.is_empty() => {
+                Ok(AppCredentials { app_id, private_key: key.clone(), webhook_secret: secret.clone() })
+            }
             _ => Err(SettingsError { problems }),
         }
     }

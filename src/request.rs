@@ -165,9 +165,7 @@ impl InvalidRequest {
 
     /// The comment posted on the issue.
     pub fn to_markdown(&self) -> String {
-        let mut out = String::from(
-            "This connector request can't be built yet. Please edit the issue and fix:\n\n",
-        );
+        let mut out = String::from("This connector request can't be built yet. Please edit the issue and fix:\n\n");
         for e in &self.errors {
             out.push_str(&format!("- **{}**: {}\n", e.field.heading(), e.message));
         }
@@ -433,12 +431,10 @@ mod tests {
 
     #[test]
     fn stream_lists() {
-        assert_eq!(streams("- Customers\n- invoice items\n1. charges, refunds"), vec![
-            "customers",
-            "invoice_items",
-            "charges",
-            "refunds"
-        ]);
+        assert_eq!(
+            streams("- Customers\n- invoice items\n1. charges, refunds"),
+            vec!["customers", "invoice_items", "charges", "refunds"]
+        );
         assert_eq!(streams("`customers`, customers"), vec!["customers"]);
     }
 

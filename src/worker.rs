@@ -23,7 +23,10 @@ use tokio_util::sync::CancellationToken;
 pub enum JobOutcome {
     Succeeded(Value),
     /// The job ran to a verdict that is a failure (say, an invalid request), with its details.
-    Failed { error: String, result: Option<Value> },
+    Failed {
+        error: String,
+        result: Option<Value>,
+    },
 }
 
 /// What a job runs. Implementations should check [`JobContext::cancelled`] between slow steps;
@@ -92,11 +95,7 @@ impl Default for PoolConfig {
             heartbeat_every: Duration::from_secs(10),
             poll_every: Duration::from_secs(2),
             cancel_grace: Duration::from_secs(5),
-            owner: format!(
-                "{}-{}",
-                std::env::var("HOSTNAME").unwrap_or_else(|_| "factory".into()),
-                std::process::id()
-            ),
+            owner: format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "factory".into()), std::process::id()),
         }
     }
 }
@@ -280,7 +279,8 @@ impl Worker {
         self.queue.running.insert(id, token.clone());
         let phase = Arc::new(Mutex::new(job.phase.clone()));
         tracing::info!(job = %id, kind = %job.kind, repository = %job.repository, attempt = job.attempts, "job started");
-        let ctx = JobContext { store: store.clone(), lease: lease.clone(), cancel: token.clone(), phase: phase.clone() };
+        let ctx =
+            JobContext { store: store.clone(), lease: lease.clone(), cancel: token.clone(), phase: phase.clone() };
         let handler = self.handler.clone();
         let mut task = AbortOnDrop(tokio::spawn(async move { handler.handle(job, ctx).await }));
 
@@ -288,18 +288,25 @@ impl Worker {
         tokio::pin!(deadline);
         let mut beat = tokio::time::interval(self.config.heartbeat_every);
         beat.tick().await; // the first tick is immediate; the claim just set the lease
+        let mut lease_valid_until = tokio::time::Instant::now() + self.config.lease;
         let end = loop {
             tokio::select! {
                 r = &mut task.0 => break End::Done(r),
                 _ = &mut deadline => break End::TimedOut,
                 _ = token.cancelled() => break End::Cancelled,
                 _ = self.shutdown.cancelled() => break End::Shutdown,
-                _ = beat.tick() => match store.heartbeat(&lease, self.config.lease).await {
-                    Ok(true) => {}
-                    Ok(false) => break End::LeaseLost,
-                    // Keep going: the next beat may get through before the lease runs out.
-                    Err(err) => tracing::warn!(job = %id, "heartbeat failed: {err:#}"),
-                },
+                _ = beat.tick() => {
+                    let asked = tokio::time::Instant::now();
+                    match store.heartbeat(&lease, self.config.lease).await {
+                        Ok(true) => lease_valid_until = asked + self.config.lease,
+                        Ok(false) => break End::LeaseLost,
+                        // Another worker may take the job once the lease has run out; two
+                        // copies of one job must never run, so stop then.
+                        Err(_) if tokio::time::Instant::now() >= lease_valid_until => break End::LeaseLost,
+                        // Keep going: the next beat may get through before the lease runs out.
+                        Err(err) => tracing::warn!(job = %id, "heartbeat failed: {err:#}"),
+                    }
+                }
             }
         };
         if !matches!(end, End::Done(_)) {
@@ -332,7 +339,9 @@ impl Worker {
             End::Shutdown => {
                 match store.release(&lease).await {
                     Ok(_) => tracing::info!(job = %id, "job put back in the queue for the next start"),
-                    Err(err) => tracing::warn!(job = %id, "could not release job, it resumes when its lease ends: {err:#}"),
+                    Err(err) => {
+                        tracing::warn!(job = %id, "could not release job, it resumes when its lease ends: {err:#}")
+                    }
                 }
                 None
             }

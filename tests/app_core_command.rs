@@ -36,7 +36,8 @@ fn commands_must_start_a_line() {
 
 #[test]
 fn guidance_is_the_rest_of_the_paragraph() {
-    let body = "Looks wrong.\n/factory retry the list endpoint is `/v1/charges`\npaginate with starting_after\n\nThanks";
+    let body =
+        "Looks wrong.\n/factory retry the list endpoint is `/v1/charges`\npaginate with starting_after\n\nThanks";
     assert_eq!(parse(body), vec![retry(Some("the list endpoint is `/v1/charges`\npaginate with starting_after"))]);
     assert_eq!(parse("/factory retry\n\nnot guidance"), vec![retry(None)]);
 }

@@ -65,8 +65,14 @@ fn every_missing_and_invalid_setting_is_reported_together() {
         assert!(names.contains(&name), "{name} not reported: {err}");
     }
     let text = err.to_string();
-    assert!(text.contains("FACTORY_CONCURRENCY (or worker.concurrency in factory.toml): expected a whole number"), "{text}");
-    assert!(text.contains("GITHUB_APP_ID (or github.app_id in factory.toml): missing: the GitHub App's numeric id"), "{text}");
+    assert!(
+        text.contains("FACTORY_CONCURRENCY (or worker.concurrency in factory.toml): expected a whole number"),
+        "{text}"
+    );
+    assert!(
+        text.contains("GITHUB_APP_ID (or github.app_id in factory.toml): missing: the GitHub App's numeric id"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -170,8 +170,10 @@ fn bots_never_start_work() {
 
 #[test]
 fn comment_commands_become_jobs() {
-    let mut payload = with_label(example("issue_comment", "created", |e| e["issue"]["pull_request"].is_null()), "connector-request");
-    payload["comment"]["body"] = json!("Thanks!\n\n/factory retry use the v2 API\nand cursor pagination\n\n/factory status");
+    let mut payload =
+        with_label(example("issue_comment", "created", |e| e["issue"]["pull_request"].is_null()), "connector-request");
+    payload["comment"]["body"] =
+        json!("Thanks!\n\n/factory retry use the v2 API\nand cursor pagination\n\n/factory status");
     let r = route(&WebhookEvent::from_value("issue_comment", payload.clone()).unwrap(), "d", &ctx());
     assert_eq!(r.decision(), "retry+status", "{}", r.reason);
     assert_eq!(r.jobs[0].payload["command"]["guidance"], "use the v2 API\nand cursor pagination");
@@ -192,7 +194,10 @@ fn comment_commands_become_jobs() {
 
 #[test]
 fn edited_comment_runs_only_new_commands() {
-    let mut payload = with_label(example("issue_comment", "edited", |e| e["changes"]["body"]["from"].is_string()), "connector-request");
+    let mut payload = with_label(
+        example("issue_comment", "edited", |e| e["changes"]["body"]["from"].is_string()),
+        "connector-request",
+    );
     payload["changes"]["body"]["from"] = json!("/factory status");
     payload["comment"]["body"] = json!("/factory status\n\n/factory cancel");
     let r = route(&WebhookEvent::from_value("issue_comment", payload.clone()).unwrap(), "d", &ctx());

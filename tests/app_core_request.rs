@@ -30,10 +30,16 @@ fn well_formed_request() {
 #[test]
 fn malformed_request_names_every_bad_field() {
     let err = request::parse(&fixture("malformed.md")).unwrap_err();
-    assert_eq!(err.fields(), vec![Field::Name, Field::DocsUrl, Field::OpenapiUrl, Field::Auth, Field::Streams, Field::Language]);
+    assert_eq!(
+        err.fields(),
+        vec![Field::Name, Field::DocsUrl, Field::OpenapiUrl, Field::Auth, Field::Streams, Field::Language]
+    );
     let text = err.to_string();
     assert!(text.contains("API docs URL: expected an http(s) URL, got 'n/a'"), "{text}");
-    assert!(text.contains("OpenAPI description URL: expected an http(s) URL, got 'ftp://example.com/openapi.json'"), "{text}");
+    assert!(
+        text.contains("OpenAPI description URL: expected an http(s) URL, got 'ftp://example.com/openapi.json'"),
+        "{text}"
+    );
     assert!(text.contains("Connector name: expected letters, digits, spaces or hyphens"), "{text}");
     assert!(text.contains("Auth type: expected one of 'API key', 'Bearer token', 'Basic', 'OAuth2', 'None', 'Not sure', got 'magic link'"), "{text}");
     assert!(text.contains("Streams wanted: expected at least one stream name"), "{text}");

@@ -62,7 +62,9 @@ async fn a_new_job_supersedes_the_active_ones_for_the_same_issue() {
     let claimed = store.claim("w", Duration::from_secs(60)).await.unwrap().unwrap();
     assert_eq!(claimed.job.id, first);
 
-    let Enqueued::Created { id: retry, replaced } = store.enqueue(&job(JobKind::Retry, 1)).await.unwrap() else { panic!() };
+    let Enqueued::Created { id: retry, replaced } = store.enqueue(&job(JobKind::Retry, 1)).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(replaced.len(), 1);
     assert_eq!(replaced[0].id, first);
     assert!(replaced[0].was_running);
@@ -80,7 +82,9 @@ async fn a_new_job_supersedes_the_active_ones_for_the_same_issue() {
     assert_eq!(store.get_job(other_issue).await.unwrap().unwrap().state, JobState::Queued);
 
     // A cancel job marks what it replaces as cancelled.
-    let Enqueued::Created { id: cancel, replaced } = store.enqueue(&job(JobKind::Cancel, 1)).await.unwrap() else { panic!() };
+    let Enqueued::Created { id: cancel, replaced } = store.enqueue(&job(JobKind::Cancel, 1)).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(replaced.iter().map(|r| r.id).collect::<Vec<_>>(), vec![retry]);
     let r = store.get_job(retry).await.unwrap().unwrap();
     assert_eq!(r.state, JobState::Cancelled);
@@ -96,7 +100,9 @@ async fn status_disturbs_nothing_and_ci_results_do_not_stop_a_generation() {
     assert!(replaced.is_empty());
     let ci = store.enqueue(&job(JobKind::CiFinished, 5)).await.unwrap().job_id();
     assert_eq!(store.get_job(generate).await.unwrap().unwrap().state, JobState::Queued);
-    let Enqueued::Created { replaced, .. } = store.enqueue(&job(JobKind::CiFinished, 5)).await.unwrap() else { panic!() };
+    let Enqueued::Created { replaced, .. } = store.enqueue(&job(JobKind::CiFinished, 5)).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(replaced.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ci], "a newer CI result replaces an older one");
     let Enqueued::Created { replaced, .. } = store.enqueue(&job(JobKind::Retry, 5)).await.unwrap() else { panic!() };
     assert_eq!(replaced.len(), 2, "a retry replaces the generation and the pending CI analysis: {replaced:?}");
@@ -125,7 +131,8 @@ async fn claim_takes_the_oldest_and_hands_each_job_out_once() {
     let mut handles = Vec::new();
     for n in 0..6 {
         let store = store.clone();
-        handles.push(tokio::spawn(async move { store.claim(&format!("w{n}"), Duration::from_secs(60)).await.unwrap() }));
+        handles
+            .push(tokio::spawn(async move { store.claim(&format!("w{n}"), Duration::from_secs(60)).await.unwrap() }));
     }
     let mut got: Vec<_> = Vec::new();
     for h in handles {
@@ -246,7 +253,8 @@ async fn list_jobs_filters() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].error.as_deref(), Some("boom"));
     assert_eq!(by(JobFilter { kinds: vec![JobKind::Status], ..Default::default() }).await.len(), 1);
-    let issue1 = by(JobFilter { repository: Some("acme/connectors".into()), issue_number: Some(1), ..Default::default() }).await;
+    let issue1 =
+        by(JobFilter { repository: Some("acme/connectors".into()), issue_number: Some(1), ..Default::default() }).await;
     assert_eq!(issue1.len(), 2);
     assert!(issue1[0].id > issue1[1].id, "newest first");
     assert_eq!(by(JobFilter { limit: Some(1), ..Default::default() }).await.len(), 1);

@@ -9,7 +9,9 @@ use connector_factory::server::dispatch::Dispatcher;
 use connector_factory::server::webhook::sign;
 use connector_factory::server::{AppState, router};
 use connector_factory::store::{JobFilter, JobKind, JobState, SqliteStore, Store};
-use connector_factory::worker::{JobQueue, PIPELINE_NOT_YET_AVAILABLE, PlaceholderPipelineHandler, PoolConfig, WorkerPool};
+use connector_factory::worker::{
+    JobQueue, PIPELINE_NOT_YET_AVAILABLE, PlaceholderPipelineHandler, PoolConfig, WorkerPool,
+};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -139,9 +141,17 @@ async fn event_and_delivery_headers_are_required() {
     let app = app(1 << 20).await;
     let body = br#"{"zen":"hi"}"#;
     let sig = sign(SECRET.as_bytes(), body);
-    let req = Request::post("/webhook").header("x-hub-signature-256", &sig).header("x-github-event", "ping").body(Body::from(&body[..])).unwrap();
+    let req = Request::post("/webhook")
+        .header("x-hub-signature-256", &sig)
+        .header("x-github-event", "ping")
+        .body(Body::from(&body[..]))
+        .unwrap();
     assert_eq!(send(&app, req).await.0, StatusCode::BAD_REQUEST);
-    let req = Request::post("/webhook").header("x-hub-signature-256", &sig).header("x-github-delivery", "d").body(Body::from(&body[..])).unwrap();
+    let req = Request::post("/webhook")
+        .header("x-hub-signature-256", &sig)
+        .header("x-github-delivery", "d")
+        .body(Body::from(&body[..]))
+        .unwrap();
     assert_eq!(send(&app, req).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(event_count(&app.store).await, 0);
 }
@@ -212,10 +222,8 @@ impl std::io::Write for Captured {
 async fn logs_never_contain_the_secret_or_the_signature() {
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let app = app(1 << 20).await;
@@ -240,10 +248,11 @@ async fn over_loopback_a_delivery_becomes_a_job_that_a_worker_runs() {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("f.db").display())).await.unwrap());
     let queue = JobQueue::new(store.clone());
-    let pool = WorkerPool::start(queue.clone(), Arc::new(PlaceholderPipelineHandler), PoolConfig {
-        poll_every: Duration::from_millis(50),
-        ..PoolConfig::default()
-    });
+    let pool = WorkerPool::start(
+        queue.clone(),
+        Arc::new(PlaceholderPipelineHandler),
+        PoolConfig { poll_every: Duration::from_millis(50), ..PoolConfig::default() },
+    );
     let dispatcher = Dispatcher::new(queue, RouteContext::default());
     let state = AppState { webhook_secret: Secret::new(SECRET), store: store.clone(), intake: dispatcher.waker() };
     let stop = tokio_util::sync::CancellationToken::new();

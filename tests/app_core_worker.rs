@@ -5,8 +5,8 @@ use anyhow::Result;
 use async_trait::async_trait;
 use connector_factory::store::{Job, JobId, JobKind, JobState, NewJob, SqliteStore, Store};
 use connector_factory::worker::{
-    JobContext, JobHandler, JobOutcome, JobQueue, PIPELINE_NOT_YET_AVAILABLE, PlaceholderPipelineHandler,
-    PoolConfig, WorkerPool,
+    JobContext, JobHandler, JobOutcome, JobQueue, PIPELINE_NOT_YET_AVAILABLE, PlaceholderPipelineHandler, PoolConfig,
+    WorkerPool,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -176,10 +176,8 @@ async fn a_job_superseded_by_another_process_stops_at_the_next_heartbeat() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let handler = Arc::new(WaitsForCancel::default());
-    let pool = WorkerPool::start(JobQueue::new(store.clone()), handler.clone(), PoolConfig {
-        concurrency: 1,
-        ..config(1)
-    });
+    let pool =
+        WorkerPool::start(JobQueue::new(store.clone()), handler.clone(), PoolConfig { concurrency: 1, ..config(1) });
     let first = pool.queue().enqueue(&job(JobKind::Generate, 1)).await.unwrap().job_id();
     wait_for(&store, first, "generating", |j| j.phase.as_deref() == Some("generating")).await;
     // Another replica's queue knows nothing of this pool's running jobs.
@@ -236,7 +234,10 @@ impl JobHandler for Misbehaves {
         match job.issue_number {
             Some(1) => anyhow::bail!("the OpenAPI description could not be fetched"),
             Some(2) => panic!("index out of bounds"),
-            _ => Ok(JobOutcome::Failed { error: "request invalid".into(), result: Some(json!({"fields": ["API docs URL"]})) }),
+            _ => Ok(JobOutcome::Failed {
+                error: "request invalid".into(),
+                result: Some(json!({"fields": ["API docs URL"]})),
+            }),
         }
     }
 }

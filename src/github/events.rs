@@ -198,7 +198,9 @@ pub struct IssuesEvent {
 pub enum CommentAction {
     Created,
     /// `previous_body` is the comment before the edit (`changes.body.from`), if it changed.
-    Edited { previous_body: Option<String> },
+    Edited {
+        previous_body: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -288,7 +290,10 @@ pub enum WebhookEvent {
     Installation(InstallationEvent),
     Ping(PingEvent),
     /// An event or action the factory does not act on.
-    Ignored { event: String, action: Option<String> },
+    Ignored {
+        event: String,
+        action: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -374,9 +379,7 @@ impl WebhookEvent {
                 let action = if act == "created" {
                     CommentAction::Created
                 } else {
-                    CommentAction::Edited {
-                        previous_body: e.body.changes.and_then(|c| c.body).map(|b| b.from),
-                    }
+                    CommentAction::Edited { previous_body: e.body.changes.and_then(|c| c.body).map(|b| b.from) }
                 };
                 WebhookEvent::IssueComment(IssueCommentEvent {
                     action,

@@ -4,7 +4,10 @@
 //! without a server and the reason is stored with the event. Checks that need the API (does the
 //! commenter have write access?) happen in the job, where they fail closed.
 
-use super::events::{CommentAction, IssueCommentEvent, IssuesAction, IssuesEvent, PullRequestAction, PullRequestEvent, WebhookEvent, WorkflowRunEvent};
+use super::events::{
+    CommentAction, IssueCommentEvent, IssuesAction, IssuesEvent, PullRequestAction, PullRequestEvent, WebhookEvent,
+    WorkflowRunEvent,
+};
 use crate::command::{self, Command};
 use crate::request;
 use crate::store::{JobKind, NewJob};
@@ -56,10 +59,9 @@ pub fn route(event: &WebhookEvent, delivery: &str, ctx: &RouteContext) -> Route 
         // The run's sender is whoever pushed, which for connector PRs is this app's bot; the
         // branch rules below keep CI results from looping instead.
         WebhookEvent::WorkflowRun(e) => workflow_run(e, delivery),
-        e if e.is_from_bot() => Route::ignore(format!(
-            "sent by a bot ({})",
-            e.sender().map(|s| s.login.as_str()).unwrap_or("unknown")
-        )),
+        e if e.is_from_bot() => {
+            Route::ignore(format!("sent by a bot ({})", e.sender().map(|s| s.login.as_str()).unwrap_or("unknown")))
+        }
         WebhookEvent::Issues(e) => issues(e, delivery),
         WebhookEvent::IssueComment(e) => issue_comment(e, delivery, ctx),
         WebhookEvent::PullRequest(e) => pull_request(e, delivery),
@@ -111,12 +113,15 @@ fn issues(e: &IssuesEvent, delivery: &str) -> Route {
     match &e.action {
         // An issue opened from the form arrives as `opened` and `labeled`; whichever comes first
         // starts the work and the other is skipped by `only_if_first`.
-        IssuesAction::Opened => Route { jobs: vec![job().only_if_first()], reason: format!("connector request #{number} opened") },
-        IssuesAction::Labeled { label } if label.name.eq_ignore_ascii_case(request::LABEL) => Route {
-            jobs: vec![job().only_if_first()],
-            reason: format!("issue #{number} labeled '{}'", request::LABEL),
-        },
-        IssuesAction::Labeled { label } => Route::ignore(format!("label '{}' does not concern the factory", label.name)),
+        IssuesAction::Opened => {
+            Route { jobs: vec![job().only_if_first()], reason: format!("connector request #{number} opened") }
+        }
+        IssuesAction::Labeled { label } if label.name.eq_ignore_ascii_case(request::LABEL) => {
+            Route { jobs: vec![job().only_if_first()], reason: format!("issue #{number} labeled '{}'", request::LABEL) }
+        }
+        IssuesAction::Labeled { label } => {
+            Route::ignore(format!("label '{}' does not concern the factory", label.name))
+        }
         IssuesAction::Edited { changes } if changes.body.is_none() => {
             Route::ignore(format!("issue #{number} edited without changing its body"))
         }
@@ -124,7 +129,9 @@ fn issues(e: &IssuesEvent, delivery: &str) -> Route {
             Route::ignore(format!("closed issue #{number} edited"))
         }
         // The usual answer to "please fix these fields": build again from the edited request.
-        IssuesAction::Edited { .. } => Route { jobs: vec![job()], reason: format!("connector request #{number} edited") },
+        IssuesAction::Edited { .. } => {
+            Route { jobs: vec![job()], reason: format!("connector request #{number} edited") }
+        }
     }
 }
 
@@ -259,9 +266,6 @@ fn workflow_run(e: &WorkflowRunEvent, delivery: &str) -> Route {
             NewJob::new(JobKind::CiFinished, &e.repository.full_name, pr, payload)
                 .installation(e.installation.as_ref().map(|i| i.id)),
         ],
-        reason: format!(
-            "spec tests finished on '{branch}' ({})",
-            run.conclusion.as_deref().unwrap_or("no conclusion")
-        ),
+        reason: format!("spec tests finished on '{branch}' ({})", run.conclusion.as_deref().unwrap_or("no conclusion")),
     }
 }

@@ -42,7 +42,8 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ok", "db": "ok" }))).into_response(),
         Err(err) => {
             tracing::warn!("health check: database unreachable: {err:#}");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "degraded", "db": "unreachable" }))).into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "degraded", "db": "unreachable" })))
+                .into_response()
         }
     }
 }

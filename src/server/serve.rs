@@ -62,7 +62,11 @@ async fn shutdown_signal() {
 
 /// Runs the app until `stop` resolves, then drains: the server stops taking requests, running
 /// jobs go back to the queue, the dispatcher stops.
-pub async fn serve(settings: Settings, credentials: AppCredentials, stop: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+pub async fn serve(
+    settings: Settings,
+    credentials: AppCredentials,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let store = store::open(&settings.database_url).await?;
     let queue = JobQueue::new(store.clone());
     // Until the pipeline lands, jobs are recorded and failed with an explicit message.
@@ -77,18 +81,15 @@ pub async fn serve(settings: Settings, credentials: AppCredentials, stop: impl F
     let shutdown = CancellationToken::new();
     let dispatching = tokio::spawn(dispatcher.run(shutdown.clone()));
 
-    let listener = tokio::net::TcpListener::bind(settings.bind)
-        .await
-        .with_context(|| format!("binding {}", settings.bind))?;
+    let listener =
+        tokio::net::TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     tracing::info!(
         address = %listener.local_addr()?,
         app_id = credentials.app_id,
         concurrency = settings.concurrency,
         "connector-factory serving webhooks on /webhook"
     );
-    let served = axum::serve(listener, router(state, settings.max_body_bytes))
-        .with_graceful_shutdown(stop)
-        .await;
+    let served = axum::serve(listener, router(state, settings.max_body_bytes)).with_graceful_shutdown(stop).await;
     tracing::info!("shutting down: returning running jobs to the queue");
     shutdown.cancel();
     pool.shutdown().await;

@@ -9,11 +9,11 @@
 
 use super::AppState;
 use crate::store::{Intake, NewEvent};
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -79,7 +79,9 @@ fn valid_delivery_id(id: &str) -> bool {
 }
 
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(err) = verify_signature(state.webhook_secret.expose().as_bytes(), &body, header(&headers, SIGNATURE_HEADER)) {
+    if let Err(err) =
+        verify_signature(state.webhook_secret.expose().as_bytes(), &body, header(&headers, SIGNATURE_HEADER))
+    {
         tracing::warn!(reason = %err, bytes = body.len(), "webhook refused: bad signature");
         return reply(StatusCode::UNAUTHORIZED, json!({ "error": err.to_string() }));
     }
@@ -125,7 +127,10 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         Err(err) => {
             // GitHub shows the failure and the delivery can be redelivered once the store is back.
             tracing::error!(delivery, event, "persisting the webhook failed: {err:#}");
-            reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": "could not persist the delivery; redeliver later" }))
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "error": "could not persist the delivery; redeliver later" }),
+            )
         }
     }
 }

@@ -120,10 +120,7 @@ impl fmt::Display for JobKind {
 impl FromStr for JobKind {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
-        JobKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| anyhow::anyhow!("unknown job kind '{s}'"))
+        JobKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| anyhow::anyhow!("unknown job kind '{s}'"))
     }
 }
 
@@ -174,10 +171,7 @@ impl fmt::Display for JobState {
 impl FromStr for JobState {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
-        JobState::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| anyhow::anyhow!("unknown job state '{s}'"))
+        JobState::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| anyhow::anyhow!("unknown job state '{s}'"))
     }
 }
 
@@ -259,9 +253,14 @@ pub struct Replaced {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Enqueued {
-    Created { id: JobId, replaced: Vec<Replaced> },
+    Created {
+        id: JobId,
+        replaced: Vec<Replaced>,
+    },
     /// `only_if_first` and the issue already had a job of this kind.
-    Skipped { existing: JobId },
+    Skipped {
+        existing: JobId,
+    },
 }
 
 impl Enqueued {

@@ -2,15 +2,14 @@
 //! writing while workers read, and every state change is a single short transaction.
 
 use super::{
-    Claimed, DeliveryRecord, EventId, Enqueued, Finish, Intake, Job, JobFilter, JobId,
-    JobState, Lease, NewEvent, NewJob, Replaced, Store, StoredEvent, from_ms, now_ms,
+    Claimed, DeliveryRecord, Enqueued, EventId, Finish, Intake, Job, JobFilter, JobId, JobState, Lease, NewEvent,
+    NewJob, Replaced, Store, StoredEvent, from_ms, now_ms,
 };
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 // Column lists are constants, so the formatted statements below carry no outside input.
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
@@ -54,8 +53,7 @@ impl SqliteStore {
             && let Some(dir) = file.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the database folder {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating the database folder {}", dir.display()))?;
         }
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists once per connection, so it must have exactly one.
@@ -87,8 +85,7 @@ const JOB_COLUMNS: &str = "id, kind, repository, installation_id, issue_number, 
      state, phase, attempts, lease_owner, lease_until, superseded_by, created_at, updated_at, \
      started_at, finished_at, result, error";
 
-const EVENT_COLUMNS: &str =
-    "id, delivery_id, event, action, installation_id, repository, payload, received_at, route";
+const EVENT_COLUMNS: &str = "id, delivery_id, event, action, installation_id, repository, payload, received_at, route";
 
 fn job_from_row(row: &SqliteRow) -> Result<Job> {
     let kind: String = row.try_get("kind")?;
@@ -302,10 +299,8 @@ impl Store for SqliteStore {
 
     async fn route_event(&self, id: EventId, route: &Value, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
         let mut tx = self.write_tx().await?;
-        let already: Option<Option<i64>> = sqlx::query_scalar("SELECT routed_at FROM events WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let already: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT routed_at FROM events WHERE id = ?").bind(id.0).fetch_optional(&mut *tx).await?;
         match already {
             None => anyhow::bail!("event {id} does not exist"),
             // Another router got there first; routing twice would enqueue twice.

@@ -19,7 +19,8 @@ fn fixture(name: &str) -> String {
 }
 
 /// A scratch registry with the schemas, and scaffolds packed from the template folders as they
-/// are in the tree (so the test does not depend on python.json having been re-packed).
+/// are in the tree (so the test does not depend on python.json or typescript.json having been
+/// re-packed).
 fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let reg = tmp.path().join("registry");
@@ -30,7 +31,7 @@ fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let e = e.unwrap();
         std::fs::copy(e.path(), reg.join("_schemas").join(e.file_name())).unwrap();
     }
-    for name in ["meta", "python"] {
+    for name in ["meta", "python", "typescript"] {
         let dir = root().join("registry/_scaffold").join(name);
         let json = if dir.join("_scaffold.json").is_file() {
             connector_factory::scaffold::to_json(&connector_factory::scaffold::pack(&dir).unwrap())
@@ -293,4 +294,144 @@ fn cli_generate() {
         reg.join("trees/1/connector-factory/python/default/tests/fixtures/nodes.json")
             .is_file()
     );
+}
+
+/// The same description generated in both languages: the TypeScript implementation differs from
+/// the Python one only in `language` and `run`, is listed in the author's metadata next to
+/// Python, and passes `validate` and `spec-test` (whose build step runs `npm run setup`).
+#[test]
+fn typescript_generation_matches_python_and_passes_validate_and_spec_test() {
+    let (_tmp, reg, sc) = scratch();
+    let py = generate(&opts("cursor-3.0.yaml", "ledger", &reg, &sc)).unwrap();
+    // The TypeScript twin through the command line, to cover --language as well.
+    let out = Command::new(env!("CARGO_BIN_EXE_connector-factory"))
+        .args([
+            "generate",
+            "--openapi",
+            &fixture("cursor-3.0.yaml"),
+            "--name",
+            "ledger",
+        ])
+        .args(["--language", "typescript", "--json", "--out"])
+        .arg(&reg)
+        .arg("--scaffolds")
+        .arg(&sc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ts_dir = reg.join("ledger/v2/connector-factory/typescript/default");
+    assert_eq!(Path::new(o["impl_dir"].as_str().unwrap()), ts_dir);
+    for f in [
+        "package.json",
+        "package-lock.json",
+        "tsconfig.json",
+        "src/main.ts",
+        "src/runtime/cli.ts",
+    ] {
+        assert!(
+            ts_dir.join(f).is_file(),
+            "{f} missing from the TypeScript implementation"
+        );
+    }
+    assert!(!ts_dir.join("main.py").exists() && !ts_dir.join("connector_runtime").exists());
+
+    let (mut pm, mut tm) = (
+        read_json(&py.impl_dir.join("connector.json")),
+        read_json(&ts_dir.join("connector.json")),
+    );
+    assert_eq!(pm["language"], "python");
+    assert_eq!(tm["language"], "typescript");
+    assert_eq!(
+        tm["run"]["command"],
+        serde_json::json!(["node", "dist/main.js"])
+    );
+    assert_eq!(
+        tm["run"]["build"],
+        serde_json::json!(["npm", "run", "setup"])
+    );
+    for m in [&mut pm, &mut tm] {
+        let obj = m.as_object_mut().unwrap();
+        obj.remove("language");
+        obj.remove("run");
+    }
+    assert_eq!(pm, tm, "the manifests differ beyond language and run");
+    for s in ["customers", "events"] {
+        for rel in [
+            format!("schemas/{s}.json"),
+            format!("tests/fixtures/{s}.json"),
+        ] {
+            assert_eq!(
+                std::fs::read(py.impl_dir.join(&rel)).unwrap(),
+                std::fs::read(ts_dir.join(&rel)).unwrap(),
+                "{rel} differs between the languages"
+            );
+        }
+    }
+    let readme = std::fs::read_to_string(ts_dir.join("README.md")).unwrap();
+    assert!(
+        readme.contains("node dist/main.js") && !readme.contains("main.py"),
+        "{readme}"
+    );
+    // The author metadata written for Python now lists TypeScript too.
+    let meta = read_json(&reg.join("ledger/v2/connector-factory/_meta/connector.json"));
+    assert_eq!(
+        meta["languages"],
+        serde_json::json!(["python", "typescript"])
+    );
+
+    for dir in [&py.impl_dir, &ts_dir] {
+        assert!(
+            validate_errors(dir).is_empty(),
+            "{}: {:?}",
+            dir.display(),
+            validate_errors(dir)
+        );
+    }
+    let (ok, report) = spec_test(&ts_dir);
+    assert!(ok, "{report}");
+    assert!(report.contains("(typescript)"), "{report}");
+}
+
+/// A connector request from an issue becomes generator options, its language included.
+#[test]
+fn options_from_a_connector_request_carry_its_language() {
+    use connector_factory::request::{Auth, ConnectorRequest, Language};
+    let mut request = ConnectorRequest {
+        name: "Ledger".into(),
+        slug: "ledger".into(),
+        docs_url: "https://docs.ledger.example.com".into(),
+        openapi_url: Some(fixture("cursor-3.0.yaml")),
+        auth: Auth::ApiKey,
+        streams: vec!["customers".into()],
+        language: Language::Typescript,
+        notes: None,
+    };
+    let (_tmp, reg, sc) = scratch();
+    let mut o = GenerateOptions::from_request(&request, &reg).unwrap();
+    assert_eq!(o.language, Language::Typescript);
+    assert_eq!(
+        (o.name.as_str(), o.streams.clone()),
+        ("ledger", vec!["customers".to_string()])
+    );
+    o.scaffolds = Some(sc.clone());
+    let out = generate(&o).unwrap();
+    assert!(
+        out.impl_dir
+            .ends_with("ledger/v2/connector-factory/typescript/default")
+    );
+    assert_eq!(out.manifest["language"], "typescript");
+    request.language = Language::Python;
+    assert_eq!(
+        GenerateOptions::from_request(&request, &reg)
+            .unwrap()
+            .language,
+        Language::Python
+    );
+    request.openapi_url = None;
+    assert!(GenerateOptions::from_request(&request, &reg).is_none());
 }

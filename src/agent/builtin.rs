@@ -1,6 +1,8 @@
-//! The builtin generator: an OpenAPI description in, a Python connector implementation out.
+//! The builtin generator: an OpenAPI description in, a connector implementation out, in Python
+//! (the default) or TypeScript.
 //!
-//! It materialises the `_meta` and `python` scaffolds, then fills the manifest from the
+//! It materialises the `_meta` scaffold and the language's scaffold (`python` or `typescript`),
+//! then fills the manifest from the
 //! detection heuristics of [`crate::openapi::detect`], writes one JSON Schema (draft 2020-12)
 //! and one fixture file per stream, and records what it guessed (and how sure it was) in
 //! `docs/detection.md` and in the manifest's `detection` / `notes`.
@@ -8,6 +10,7 @@
 use crate::openapi::Spec;
 use crate::openapi::detect::{self, Detected, StreamDetection};
 use crate::openapi::resolve::{deref, ref_of};
+use crate::request::{ConnectorRequest, Language};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -41,13 +44,17 @@ pub struct GenerateArgs {
     /// Implementation folder name.
     #[arg(long, default_value = "default")]
     pub implementation: String,
+    /// Language of the implementation: which scaffold and runtime it is built on.
+    #[arg(long, default_value = "python", value_parser = ["python", "typescript"])]
+    pub language: String,
     /// How many streams to pick without --streams.
     #[arg(long, default_value_t = 5)]
     pub max_streams: usize,
     /// Replace an existing implementation folder's files.
     #[arg(long)]
     pub force: bool,
-    /// Folder holding meta.json and python.json (default: <out>/_scaffold, else ./registry/_scaffold).
+    /// Folder holding meta.json and the language's scaffold, python.json or typescript.json
+    /// (default: <out>/_scaffold, else ./registry/_scaffold).
     #[arg(long)]
     pub scaffolds: Option<PathBuf>,
     /// Print the outcome as JSON.
@@ -65,6 +72,8 @@ pub struct GenerateOptions {
     pub author: String,
     pub version: Option<String>,
     pub implementation: String,
+    /// Which scaffold and runtime the implementation is built on.
+    pub language: Language,
     pub max_streams: usize,
     pub force: bool,
     pub scaffolds: Option<PathBuf>,
@@ -84,11 +93,38 @@ impl GenerateOptions {
             author: "connector-factory".into(),
             version: None,
             implementation: "default".into(),
+            language: Language::Python,
             max_streams: 5,
             force: false,
             scaffolds: None,
         }
     }
+
+    /// The options for a connector request from an issue: its slug, OpenAPI URL, streams and
+    /// language. `None` when the request names no OpenAPI description (the builtin generator
+    /// needs one).
+    pub fn from_request(request: &ConnectorRequest, out: impl Into<PathBuf>) -> Option<Self> {
+        let openapi = request.openapi_url.clone()?;
+        let mut opts = GenerateOptions::new(openapi, request.slug.clone(), out);
+        opts.streams = request.streams.clone();
+        opts.language = request.language;
+        Some(opts)
+    }
+}
+
+/// The language's folder name in the registry and the name of its scaffold (`<name>.json`).
+pub fn language_dir(language: Language) -> &'static str {
+    match language {
+        Language::Python => "python",
+        Language::Typescript => "typescript",
+    }
+}
+
+/// The inverse of [`language_dir`].
+pub fn parse_language(text: &str) -> Option<Language> {
+    [Language::Python, Language::Typescript]
+        .into_iter()
+        .find(|l| language_dir(*l) == text)
 }
 
 /// What [`generate`] produced.
@@ -128,6 +164,12 @@ pub fn run(args: GenerateArgs) -> Result<u8> {
     let Some(name) = args.name else {
         bail!("--name <slug> is required")
     };
+    let Some(language) = parse_language(&args.language) else {
+        bail!(
+            "--language must be python or typescript, not `{}`",
+            args.language
+        )
+    };
     let opts = GenerateOptions {
         openapi,
         name,
@@ -141,6 +183,7 @@ pub fn run(args: GenerateArgs) -> Result<u8> {
         author: args.author,
         version: args.version,
         implementation: args.implementation,
+        language,
         max_streams: args.max_streams,
         force: args.force,
         scaffolds: args.scaffolds,
@@ -209,8 +252,9 @@ pub fn version_label(spec: &Spec, base_url: &str) -> String {
     }
 }
 
-/// Where the scaffold JSON files are.
+/// Where the scaffold JSON files (`meta.json` and the language's) are.
 fn scaffold_dir(opts: &GenerateOptions) -> Result<PathBuf> {
+    let lang_file = format!("{}.json", language_dir(opts.language));
     let mut candidates = Vec::new();
     if let Some(d) = &opts.scaffolds {
         candidates.push(d.clone());
@@ -219,12 +263,12 @@ fn scaffold_dir(opts: &GenerateOptions) -> Result<PathBuf> {
     candidates.push(PathBuf::from("registry/_scaffold"));
     candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("registry/_scaffold"));
     for c in &candidates {
-        if c.join("python.json").is_file() && c.join("meta.json").is_file() {
+        if c.join(&lang_file).is_file() && c.join("meta.json").is_file() {
             return Ok(c.clone());
         }
     }
     bail!(
-        "no scaffolds (meta.json, python.json) found in {}",
+        "no scaffolds (meta.json, {lang_file}) found in {}",
         candidates
             .iter()
             .map(|c| c.display().to_string())
@@ -292,11 +336,12 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateOutcome> {
     vars.insert("version".to_string(), version.clone());
     vars.insert("author".to_string(), opts.author.clone());
     let meta = crate::scaffold::Scaffold::load(&sdir.join("meta.json"))?;
-    let python = crate::scaffold::Scaffold::load(&sdir.join("python.json"))?;
+    let lang = language_dir(opts.language);
+    let lang_scaffold = crate::scaffold::Scaffold::load(&sdir.join(format!("{lang}.json")))?;
     let impl_rel = PathBuf::from(&opts.name)
         .join(&version)
         .join(&opts.author)
-        .join("python")
+        .join(lang)
         .join(&opts.implementation);
     let impl_dir = opts.out.join(&impl_rel);
     if impl_dir.join("connector.json").exists() && !opts.force {
@@ -319,6 +364,10 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateOutcome> {
         let rel = entry.path().strip_prefix(staging.path())?.to_path_buf();
         let target = opts.out.join(&rel);
         if target.exists() {
+            // The author's metadata may already exist for another language: list this one too.
+            if is_author_meta(&rel) && add_language(&target, lang)? {
+                files.push(rel);
+            }
             continue;
         }
         if let Some(p) = target.parent() {
@@ -326,14 +375,14 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateOutcome> {
         }
         let mut text = std::fs::read_to_string(entry.path())?;
         if rel.extension().map(|e| e == "json").unwrap_or(false) {
-            text = fill_meta(&text, &spec, &opts.openapi);
+            text = fill_meta(&text, &spec, &opts.openapi, lang);
         }
         std::fs::write(&target, text)?;
         files.push(rel);
     }
     let mut pvars = vars.clone();
     pvars.insert("implementation".to_string(), opts.implementation.clone());
-    let report = crate::scaffold::materialize(&python, &pvars, &opts.out, opts.force)?;
+    let report = crate::scaffold::materialize(&lang_scaffold, &pvars, &opts.out, opts.force)?;
     files.extend(report.created_files.iter().cloned());
     files.extend(report.overwritten_files.iter().cloned());
 
@@ -480,8 +529,34 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateOutcome> {
     })
 }
 
+/// `<connector>/<version>/<author>/_meta/connector.json`, the file that lists the languages.
+fn is_author_meta(rel: &std::path::Path) -> bool {
+    rel.components().count() == 5 && rel.ends_with("_meta/connector.json")
+}
+
+/// Add `lang` to the `languages` array of an existing author-level `_meta/connector.json`;
+/// true when the file was changed.
+fn add_language(path: &std::path::Path, lang: &str) -> Result<bool> {
+    let text = std::fs::read_to_string(path)?;
+    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(&text) else {
+        return Ok(false);
+    };
+    let Some(Value::Array(langs)) = m.get_mut("languages") else {
+        return Ok(false);
+    };
+    if langs.iter().any(|l| l.as_str() == Some(lang)) {
+        return Ok(false);
+    }
+    langs.push(json!(lang));
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&Value::Object(m))? + "\n",
+    )?;
+    Ok(true)
+}
+
 /// Fill empty fields of a freshly made `_meta` JSON file from the description.
-fn fill_meta(text: &str, spec: &Spec, source: &str) -> String {
+fn fill_meta(text: &str, spec: &Spec, source: &str, lang: &str) -> String {
     let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(text) else {
         return text.to_string();
     };
@@ -511,7 +586,7 @@ fn fill_meta(text: &str, spec: &Spec, source: &str) -> String {
     }
     if let Some(Value::Array(langs)) = m.get_mut("languages") {
         if langs.is_empty() {
-            langs.push(json!("python"));
+            langs.push(json!(lang));
         }
     }
     if let Some(Value::Object(src)) = m.get_mut("source") {
@@ -602,7 +677,7 @@ fn choose_streams(
         if skipped > 0 {
             warnings.push(format!("{skipped} candidate endpoint(s) skipped: weak list detection, no identifier, or required query parameters"));
         }
-        return Ok(pick_from(spec, usable, opts.max_streams));
+        return Ok(detect::pick_diverse(spec, usable, opts.max_streams));
     }
     let mut out = Vec::new();
     let mut used = HashSet::new();
@@ -644,38 +719,6 @@ fn choose_streams(
         out.push(s);
     }
     Ok(out)
-}
-
-fn pick_from(spec: &Spec, pool: Vec<StreamDetection>, max: usize) -> Vec<StreamDetection> {
-    // same greedy diversity rule as detect::pick_streams, on a filtered pool
-    let mut pool = pool;
-    let mut picked: Vec<StreamDetection> = Vec::new();
-    while picked.len() < max && !pool.is_empty() {
-        let mut best_i = 0;
-        let mut best = f64::MIN;
-        for (i, s) in pool.iter().enumerate() {
-            let tags = &spec.op(s.collection.value.op).tags;
-            let mut sc = s.score;
-            if picked.iter().any(|p| {
-                let pt = &spec.op(p.collection.value.op).tags;
-                !tags.is_empty() && pt.iter().any(|t| tags.contains(t))
-            }) {
-                sc -= 0.4;
-            }
-            if picked
-                .iter()
-                .any(|p| p.collection.value.resource == s.collection.value.resource)
-            {
-                sc -= 0.8;
-            }
-            if sc > best {
-                best = sc;
-                best_i = i;
-            }
-        }
-        picked.push(pool.remove(best_i));
-    }
-    picked
 }
 
 /// The manifest entry of one stream, its detection record, and its unsure lines.
@@ -1559,10 +1602,11 @@ fn readme_markdown(
     streams: &[StreamDetection],
 ) -> String {
     let mut r = format!(
-        "# {} connector ({} / {} / python / {})\n\nGenerated from the OpenAPI description of the {title} API by `connector-factory generate`. Base URL `{base_url}`, auth `{}`.\n\n| stream | endpoint | pagination | primary key | incremental |\n|---|---|---|---|---|\n",
+        "# {} connector ({} / {} / {} / {})\n\nGenerated from the OpenAPI description of the {title} API by `connector-factory generate`. Base URL `{base_url}`, auth `{}`.\n\n| stream | endpoint | pagination | primary key | incremental |\n|---|---|---|---|---|\n",
         opts.name,
         version,
         opts.author,
+        language_dir(opts.language),
         opts.implementation,
         auth["type"].as_str().unwrap_or("none")
     );
@@ -1579,7 +1623,15 @@ fn readme_markdown(
                 .unwrap_or_else(|| "-".into())
         ));
     }
-    r.push_str("\nRun it: `python3 main.py --about`, `python3 main.py --config config.json --discover`, `python3 main.py --config config.json`. See `docs/detection.md` for what was guessed and how sure the generator was, and `docs/connector-contract.md` in the factory for the config format.\n");
+    let run = match opts.language {
+        Language::Python => {
+            "Run it: `python3 main.py --about`, `python3 main.py --config config.json --discover`, `python3 main.py --config config.json`."
+        }
+        Language::Typescript => {
+            "Build it once with `npm run setup` (installs the pinned TypeScript compiler, then compiles `src/` to `dist/`; Node.js 20+), then run it: `node dist/main.js --about`, `node dist/main.js --config config.json --discover`, `node dist/main.js --config config.json`."
+        }
+    };
+    r.push_str(&format!("\n{run} See `docs/detection.md` for what was guessed and how sure the generator was, and `docs/connector-contract.md` in the factory for the config format.\n"));
     r
 }
 

@@ -15,6 +15,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TEMPLATE_DIR = os.path.join(REPO, "registry", "_scaffold", "python", "{connector}", "{version}",
                             "{author}", "python", "{implementation}")
 RUNTIME_DIR = os.path.join(TEMPLATE_DIR, "connector_runtime")
+# Importing from the template must not leave __pycache__ folders inside the scaffold tree.
+sys.dont_write_bytecode = True
 if TEMPLATE_DIR not in sys.path:
     sys.path.insert(0, TEMPLATE_DIR)
 
@@ -87,6 +89,7 @@ class LocalServer:
     def __init__(self, route):
         self.route = route
         self.requests = []
+        self.errors = []
         self.stopping = threading.Event()
         server = self
 
@@ -114,6 +117,9 @@ class LocalServer:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+                except Exception as exc:  # a bug in a test route: make it visible, not a hang-up
+                    server.errors.append(exc)
+                    self.send_error(599, "test route failed: %r" % exc)
 
             do_GET = do_POST = do_PUT = do_DELETE = _any
 
@@ -246,14 +252,20 @@ def run_cli(connector, config=None, args=(), clock=None, rng=None, state=None, c
 
 
 class ServerCase:
-    """Mixin for unittest.TestCase: self.serve(route) starts a server that tearDown stops."""
+    """Mixin for unittest.TestCase: servers and temp connectors made here are removed in tearDown."""
 
     def serve(self, route):
         server = LocalServer(route)
-        self.addCleanup(server.close)
+        self.__dict__.setdefault("_servers", []).append(server)
         return server
 
     def connector(self, manifest_data, **kwargs):
         connector = TempConnector(manifest_data, **kwargs)
-        self.addCleanup(connector.cleanup)
+        self.__dict__.setdefault("_connectors", []).append(connector)
         return connector
+
+    def tearDown(self):
+        for server in self.__dict__.pop("_servers", []):
+            server.close()
+        for connector in self.__dict__.pop("_connectors", []):
+            connector.cleanup()

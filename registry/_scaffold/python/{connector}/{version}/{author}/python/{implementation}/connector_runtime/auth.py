@@ -1,13 +1,14 @@
 """Authentication: the manifest's `auth` object plus the config's `credentials` (contract 2, 3).
 
-Manifest `auth` objects understood here:
+Manifest `auth` objects understood here (registry/_schemas/implementation.schema.json):
   {"type": "none"}
   {"type": "api_key", "in": "header"|"query", "name": "X-Api-Key", "prefix": ""}   credentials.api_key
-  {"type": "bearer", "scheme": "Bearer"}                                          credentials.token
+  {"type": "bearer"}                                                              credentials.token
   {"type": "basic"}                                             credentials.username, credentials.password
-  {"type": "oauth2", "grant_type": "client_credentials"|"refresh_token",
-   "token_url": "/oauth/token", "scope": "...", "client_auth": "body"|"basic"}
+  {"type": "oauth2", "flow": "client_credentials"|"refresh_token", "token_url": "/oauth/token",
+   "scopes": ["read"]}
       credentials.client_id, client_secret, refresh_token (refresh flow), access_token (optional)
+      The token endpoint gets a form-encoded POST with client_id and client_secret in the body.
 
 Each auth object is a pipeline hook (before_request). Every credential, and every token we
 obtain, is registered with the redactor before it can reach a log line.
@@ -26,7 +27,7 @@ KNOWN_TYPES = ("none", "api_key", "bearer", "basic", "oauth2")
 
 
 def _grant_type(spec, credentials):
-    grant = spec.get("grant_type")
+    grant = spec.get("flow") or spec.get("grant_type")  # older manifests said grant_type
     if grant:
         return grant
     return "refresh_token" if credentials.get("refresh_token") else "client_credentials"
@@ -49,7 +50,7 @@ def required_credentials(spec, credentials):
             return ["client_id", "client_secret"]
         if grant == "refresh_token":
             return ["client_id", "client_secret", "refresh_token"]
-        raise ConnectorError(errors.UNSUPPORTED, "oauth2 grant_type %r is not supported" % (grant,))
+        raise ConnectorError(errors.UNSUPPORTED, "oauth2 flow %r is not supported" % (grant,))
     return []
 
 
@@ -86,8 +87,8 @@ class ApiKeyAuth(NoAuth):
 
 
 class BearerAuth(NoAuth):
-    def __init__(self, token, scheme="Bearer"):
-        self.header = "%s %s" % (scheme, token)
+    def __init__(self, token):
+        self.header = "Bearer %s" % (token,)
 
     def before_request(self, ctx, request):
         request.headers["Authorization"] = self.header
@@ -111,7 +112,7 @@ class OAuth2Auth(NoAuth):
     """
 
     def __init__(self, grant_type, token_url, credentials, send_token_request, clock,
-                 redactor=None, scope=None, client_auth="body", logger=None):
+                 redactor=None, scope=None, logger=None):
         self.grant_type = grant_type
         self.token_url = token_url
         self.client_id = str(credentials.get("client_id"))
@@ -121,7 +122,6 @@ class OAuth2Auth(NoAuth):
         self.expires_at = None  # epoch seconds; None = unknown (used until a 401)
         self.refresh_margin = 0.0
         self.scope = scope
-        self.client_auth = client_auth
         self.send_token_request = send_token_request
         self.clock = clock
         self.redactor = redactor
@@ -139,27 +139,26 @@ class OAuth2Auth(NoAuth):
         return self.access_token
 
     def invalidate(self):
-        """Forget the current token after a 401, so the next request fetches a new one."""
+        """Forget the token after a 401 so that the next request fetches a new one. Returns
+        False when there was no token, i.e. the token endpoint itself refused us: asking
+        again would not help."""
+        if self.access_token is None:
+            return False
         self.access_token = None
         self.expires_at = None
         return True
 
     def fetch(self):
+        self.access_token = None  # stays None if this fetch fails
+        self.expires_at = None
         form = {"grant_type": self.grant_type}
         if self.grant_type == "refresh_token":
             form["refresh_token"] = self.refresh_token
         if self.scope:
             form["scope"] = self.scope
+        form["client_id"] = self.client_id
+        form["client_secret"] = self.client_secret
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-        if self.client_auth == "basic":
-            pair = "%s:%s" % (self.client_id, self.client_secret)
-            encoded = base64.b64encode(pair.encode("utf-8")).decode("ascii")
-            if self.redactor is not None:
-                self.redactor.add(encoded)
-            headers["Authorization"] = "Basic " + encoded
-        else:
-            form["client_id"] = self.client_id
-            form["client_secret"] = self.client_secret
         request = Request("POST", self.token_url, headers=headers, body=urlencode(form).encode("ascii"))
         response = self.send_token_request(request)
         if not response.ok:
@@ -208,16 +207,19 @@ def build_auth(spec, credentials, base_url, redactor=None, send_token_request=No
     if kind == "none":
         return NoAuth()
     if kind == "api_key":
-        return ApiKeyAuth(credentials["api_key"], spec.get("in", "header"),
-                          spec.get("name", "X-Api-Key"), spec.get("prefix", ""))
+        location = spec.get("in", "header")
+        default_name = "api_key" if location == "query" else "X-Api-Key"
+        return ApiKeyAuth(credentials["api_key"], location, spec.get("name", default_name),
+                          spec.get("prefix", ""))
     if kind == "bearer":
-        return BearerAuth(credentials["token"], spec.get("scheme", "Bearer"))
+        return BearerAuth(credentials["token"])
     if kind == "basic":
         return BasicAuth(credentials["username"], credentials["password"], redactor)
     token_url = spec.get("token_url") or "/oauth/token"
     if not token_url.startswith(("http://", "https://")):
         # Relative to the (possibly overridden) base URL, so a mock server gets the token calls too.
         token_url = base_url.rstrip("/") + "/" + token_url.lstrip("/")
+    scopes = spec.get("scopes")
+    scope = " ".join(scopes) if isinstance(scopes, list) and scopes else None
     return OAuth2Auth(_grant_type(spec, credentials), token_url, credentials, send_token_request,
-                      clock, redactor=redactor, scope=spec.get("scope"),
-                      client_auth=spec.get("client_auth", "body"), logger=logger)
+                      clock, redactor=redactor, scope=scope, logger=logger)

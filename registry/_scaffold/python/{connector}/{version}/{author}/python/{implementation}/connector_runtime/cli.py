@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -101,7 +102,7 @@ def unexpected(exc):
     text = "%s: %s" % (type(exc).__name__, exc)
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return ConnectorError(errors.VALIDATION_ERROR, text)
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, (TimeoutError, socket.timeout)):
         return ConnectorError(errors.TIMEOUT, text)
     if isinstance(exc, OSError):
         return ConnectorError(errors.NETWORK_ERROR, text)

@@ -130,7 +130,8 @@ class PagePagination(NoPagination):
         super().__init__(spec, page_size)
         self.page_param = spec.get("page_param") or "page"
         self.total_pages_path = spec.get("total_pages_path")
-        self.page = int(spec.get("start_page", 1))
+        self.start_page = int(spec.get("start_page", 1))
+        self.page = self.start_page
 
     def first_params(self):
         params = super().first_params()
@@ -143,7 +144,10 @@ class PagePagination(NoPagination):
         self.page += 1
         if self.total_pages_path:
             total = get_path(page.body, self.total_pages_path)
-            if isinstance(total, (int, float)) and not isinstance(total, bool) and self.page > total:
+            # Pages fetched so far = self.page - start_page; with the default start_page 1
+            # this is the contract's "page > total pages".
+            if isinstance(total, (int, float)) and not isinstance(total, bool) \
+                    and self.page - self.start_page >= total:
                 return None
         return {self.page_param: self.page}
 

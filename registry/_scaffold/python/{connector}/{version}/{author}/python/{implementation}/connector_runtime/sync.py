@@ -110,7 +110,7 @@ def first_request(runtime, stream, paginator, incremental):
 
 
 def sync_stream(runtime, stream, state, writer):
-    """Emit SCHEMA, then RECORDs page by page (and STATE per page when incremental)."""
+    """Emit SCHEMA, then RECORDs page by page, then STATE once the stream is complete."""
     try:
         _sync_stream(runtime, stream, state, writer)
     except ConnectorError as error:
@@ -167,10 +167,6 @@ def _sync_stream(runtime, stream, state, writer):
         logger.info("page %d of %s: %d records, %d emitted" % (page_number, stream.name, len(records), page_emitted),
                     event="page", stream=stream.name, page=page_number, records=len(records),
                     emitted=page_emitted)
-        if incremental is not None:
-            if incremental.bookmark is not None:
-                state.set_bookmark(stream.name, stream.cursor_field, incremental.bookmark)
-            writer.state(state.to_value())
         if not records:
             break
         # Guard for servers that ignore the paging parameter and repeat the same page.
@@ -188,5 +184,12 @@ def _sync_stream(runtime, stream, state, writer):
             request = request.copy()
             for name, value in following.items():
                 request.set_param(name, value)
+    # The bookmark is saved only once the stream has been read to its end: APIs often list
+    # newest first, and a bookmark saved mid-stream would make a resumed run skip older records
+    # it never read.
+    if incremental is not None:
+        if incremental.bookmark is not None:
+            state.set_bookmark(stream.name, stream.cursor_field, incremental.bookmark)
+        writer.state(state.to_value())
     logger.info("stream %s done: %d records" % (stream.name, emitted), event="stream_done",
                 stream=stream.name, records=emitted)

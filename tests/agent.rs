@@ -328,3 +328,54 @@ async fn cli_runs_the_agent_on_a_request_file() {
     assert!(imp.join(".factory/transcript.jsonl").is_file() && imp.join(".factory/transcript.md").is_file());
     assert!(tmp.path().join("registry/acme-widgets/_meta/connector.json").is_file());
 }
+
+/// A small web server for fetch_url: an HTML page, a large body, and redirects.
+async fn docs_server() -> String {
+    use axum::response::{Html, IntoResponse, Redirect};
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/docs", get(|| async { Html("<html><head><script>steal()</script></head><body><h1>Widgets API</h1><p>List with <code>GET /v1/widgets</code> &amp; paginate.</p></body></html>") }))
+        .route("/big", get(|| async { "x".repeat(3 * 1024 * 1024) }))
+        .route("/to-private", get(|| async { Redirect::temporary("http://10.0.0.1/admin").into_response() }))
+        .route("/to-docs", get(|| async { Redirect::temporary("/docs").into_response() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(60), axum::serve(listener, app)).await;
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_url_reads_pages_and_refuses_private_targets() {
+    use connector_factory::agent::tools::ToolContext;
+    use serde_json::json;
+    let base = docs_server().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = tmp.path().join("registry");
+    let imp = registry.join("acme/v1/me/python/default");
+    std::fs::create_dir_all(&imp).unwrap();
+    std::fs::create_dir_all(registry.join("_scaffold")).unwrap();
+    let mut ctx = ToolContext::new(&imp, &repo().join("skills"), &registry, None).unwrap();
+
+    // Without the test-only setting, loopback is refused like any private address.
+    let r = ctx.call("fetch_url", &json!({"url": format!("{base}/docs")})).await;
+    assert!(r.is_error && r.content.contains("loopback"), "{r:?}");
+
+    ctx.fetch.allow_loopback = true;
+    let r = ctx.call("fetch_url", &json!({"url": format!("{base}/to-docs")})).await;
+    assert!(!r.is_error, "{r:?}");
+    assert!(r.content.contains("# Widgets API") && r.content.contains("GET /v1/widgets & paginate."), "{}", r.content);
+    assert!(!r.content.contains("steal"), "{}", r.content);
+
+    let r = ctx.call("fetch_url", &json!({"url": format!("{base}/big"), "max_chars": 1000})).await;
+    assert!(!r.is_error);
+    assert!(r.content.contains("call again with offset 1000"), "{}", &r.content[r.content.len() - 200..]);
+    assert!(r.content.len() < 1500);
+
+    let r = ctx.call("fetch_url", &json!({"url": format!("{base}/to-private")})).await;
+    assert!(r.is_error && r.content.contains("10.0.0.1") && r.content.contains("private"), "{r:?}");
+
+    let r = ctx.call("fetch_url", &json!({"url": "ftp://example.com/x"})).await;
+    assert!(r.is_error && r.content.contains("only http and https"), "{r:?}");
+}

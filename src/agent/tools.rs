@@ -50,11 +50,19 @@ pub struct ToolContext {
     /// OpenAPI description (path or URL), when the request has one.
     pub spec: Option<String>,
     pub fetch: FetchPolicy,
+    /// Fingerprint of the folder when the whole spec-test suite last passed, so `finish` right
+    /// after a passing run does not run the suite again on the same files.
+    passed_suite_on: std::sync::Mutex<Option<[u8; 32]>>,
 }
 
 impl ToolContext {
     pub fn new(impl_dir: &Path, skills_dir: &Path, registry_root: &Path, spec: Option<String>) -> anyhow::Result<ToolContext> {
-        Ok(ToolContext { roots: Roots::new(impl_dir, skills_dir, registry_root)?, spec, fetch: FetchPolicy::default() })
+        Ok(ToolContext {
+            roots: Roots::new(impl_dir, skills_dir, registry_root)?,
+            spec,
+            fetch: FetchPolicy::default(),
+            passed_suite_on: std::sync::Mutex::new(None),
+        })
     }
 
     pub fn impl_dir(&self) -> &PathBuf {
@@ -266,6 +274,7 @@ impl ToolContext {
 
     /// (passed, failing checks with ids, hints and trimmed evidence).
     pub async fn spec_test(&self, only: &[String]) -> Result<(bool, String), String> {
+        let before = fingerprint(self.impl_dir());
         let checks = adapters::spec_test(self.impl_dir(), only).await.map_err(|e| format!("spec_test could not run: {e:#}"))?;
         let failed: Vec<&adapters::SpecCheck> = checks.iter().filter(|c| !c.passed && !c.skipped).collect();
         let passed = checks.iter().filter(|c| c.passed).count();
@@ -287,14 +296,18 @@ impl ToolContext {
                 out.push_str(&format!("\n  (+{} more evidence lines)", c.evidence.len() - EVIDENCE_LINES));
             }
         }
-        Ok((failed.is_empty() && !checks.is_empty(), out))
+        let passed = failed.is_empty() && !checks.is_empty();
+        *self.passed_suite_on.lock().unwrap_or_else(|e| e.into_inner()) = (passed && only.is_empty()).then_some(before);
+        Ok((passed, out))
     }
 
     /// `finish` is accepted only when both checks pass on the files as they are now.
     async fn finish(&self, summary: &str) -> ToolOutput {
         let validated = self.validate();
         if let Ok((true, _)) = &validated {
-            match self.spec_test(&[]).await {
+            let unchanged = *self.passed_suite_on.lock().unwrap_or_else(|e| e.into_inner()) == Some(fingerprint(self.impl_dir()));
+            let suite = if unchanged { Ok((true, String::new())) } else { self.spec_test(&[]).await };
+            match suite {
                 Ok((true, _)) => {
                     return ToolOutput {
                         content: "validate and spec_test pass; the connector is accepted.".into(),
@@ -312,6 +325,25 @@ impl ToolContext {
         };
         ToolOutput::err(format!("finish refused: validate does not pass yet (spec_test not run).\n{report}"))
     }
+}
+
+/// A digest of every file's path and content in the folder (reserved folders skipped).
+fn fingerprint(dir: &Path) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let walker = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| ![".factory", ".git", "__pycache__"].contains(&e.file_name().to_string_lossy().as_ref()));
+    for entry in walker.flatten() {
+        if entry.file_type().is_file() {
+            h.update(entry.path().strip_prefix(dir).unwrap_or(entry.path()).to_string_lossy().as_bytes());
+            h.update([0]);
+            h.update(std::fs::read(entry.path()).unwrap_or_default());
+            h.update([0]);
+        }
+    }
+    h.finalize().into()
 }
 
 /// A window of `text` starting at character `offset`, with a note when more follows.

@@ -53,6 +53,8 @@ pub struct ToolContext {
     /// Fingerprint of the folder when the whole spec-test suite last passed, so `finish` right
     /// after a passing run does not run the suite again on the same files.
     passed_suite_on: std::sync::Mutex<Option<[u8; 32]>>,
+    /// The description, loaded on first use.
+    loaded_spec: tokio::sync::OnceCell<adapters::LoadedSpec>,
 }
 
 impl ToolContext {
@@ -62,6 +64,7 @@ impl ToolContext {
             spec,
             fetch: FetchPolicy::default(),
             passed_suite_on: std::sync::Mutex::new(None),
+            loaded_spec: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -149,8 +152,11 @@ impl ToolContext {
                 [
                     def(
                         "openapi_list",
-                        "List the operations of the request's OpenAPI description (method, path, summary), optionally filtered by a word in the path, summary or tag.",
-                        json!({"filter": {"type": "string", "description": "Word to look for; all operations when omitted."}}),
+                        "List the operations of the request's OpenAPI description (method, path, summary), optionally filtered by path text or tag.",
+                        json!({
+                            "path_contains": {"type": "string", "description": "Only paths containing this text."},
+                            "tag": {"type": "string", "description": "Only operations with this tag."}
+                        }),
                         &[],
                     ),
                     def(
@@ -208,17 +214,19 @@ impl ToolContext {
                 Err(e) => Err(e),
             },
             "openapi_list" | "openapi_show" | "openapi_schema" => {
-                let key = match name {
-                    "openapi_list" => opt_str(args, "filter"),
-                    "openapi_show" => req_str(args, "operation").map(Some),
-                    _ => req_str(args, "name").map(Some),
+                let query = match name {
+                    "openapi_list" => match (opt_str(args, "path_contains"), opt_str(args, "tag")) {
+                        (Ok(path_contains), Ok(tag)) => Ok(adapters::OpenapiQuery::List { path_contains, tag }),
+                        (Err(e), _) | (_, Err(e)) => Err(e),
+                    },
+                    "openapi_show" => req_str(args, "operation").map(adapters::OpenapiQuery::Show),
+                    _ => req_str(args, "name").map(adapters::OpenapiQuery::Schema),
                 };
-                match key {
-                    Ok(arg) => {
-                        let spec = self.spec.as_deref().unwrap_or_default();
-                        let query = name.trim_start_matches("openapi_");
-                        Ok(adapters::openapi_query(spec, query, arg).await.map_err(|e| format!("{e:#}")))
-                    }
+                match query {
+                    Ok(q) => Ok(match self.spec().await {
+                        Ok(spec) => adapters::openapi_query(spec, q).map_err(|e| format!("{e:#}")),
+                        Err(e) => Err(e),
+                    }),
                     Err(e) => Err(e),
                 }
             }
@@ -250,6 +258,15 @@ impl ToolContext {
             Ok(Err(msg)) => ToolOutput::err(msg),
             Err(arg_problem) => ToolOutput::err(format!("{name}: {arg_problem}")),
         }
+    }
+
+    /// The request's description, loaded once.
+    async fn spec(&self) -> Result<&adapters::LoadedSpec, String> {
+        let location = self.spec.as_deref().ok_or("this request has no OpenAPI description")?;
+        self.loaded_spec
+            .get_or_try_init(|| adapters::load_spec(location, &self.fetch))
+            .await
+            .map_err(|e| format!("cannot load the OpenAPI description {location}: {e:#}"))
     }
 
     /// (passed, compact report).

@@ -41,9 +41,31 @@ pub async fn spec_test(dir: &Path, only: &[String]) -> Result<Vec<SpecCheck>> {
     anyhow::bail!("the spec-test suite is not part of this build yet (src/spectest is being built)")
 }
 
-/// OpenAPI queries: `list` (optional filter), `show` (an operation), `schema` (a named schema).
-pub async fn openapi_query(spec_location: &str, query: &str, arg: Option<&str>) -> Result<String> {
-    let _ = (spec_location, query, arg);
+/// A loaded OpenAPI description.
+pub struct LoadedSpec {
+    _not_yet: (),
+}
+
+/// Largest description the agent loads (the biggest public ones are around 10 MB).
+pub const SPEC_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// Loads the request's description. URLs go through the fetch policy (public addresses only),
+/// so a request cannot point the loader at an internal service.
+pub async fn load_spec(location: &str, policy: &super::FetchPolicy) -> Result<LoadedSpec> {
+    let _ = (location, policy);
+    anyhow::bail!("the OpenAPI toolkit is not part of this build yet (src/openapi is being built)")
+}
+
+/// One bounded query on a loaded description.
+#[derive(Debug, Clone, Copy)]
+pub enum OpenapiQuery<'a> {
+    List { path_contains: Option<&'a str>, tag: Option<&'a str> },
+    Show(&'a str),
+    Schema(&'a str),
+}
+
+pub fn openapi_query(spec: &LoadedSpec, query: OpenapiQuery<'_>) -> Result<String> {
+    let _ = (spec, query);
     anyhow::bail!("the OpenAPI toolkit is not part of this build yet (src/openapi is being built)")
 }
 

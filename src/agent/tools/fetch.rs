@@ -75,8 +75,19 @@ fn v4_refusal(ip: Ipv4Addr, allow_loopback: bool) -> Option<&'static str> {
     }
 }
 
-/// Fetches `url` and returns readable text (the caller trims it for the model).
-pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<String, String> {
+/// A fetched body.
+pub struct Fetched {
+    /// The URL without its query string (which may hold keys), for messages.
+    pub shown: String,
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// The body was longer than the cap and was cut.
+    pub cut: bool,
+}
+
+/// GETs `url` under the policy, following redirects (each hop checked), up to `max_bytes`.
+pub async fn fetch_bytes(url: &str, policy: &FetchPolicy, max_bytes: usize) -> Result<Fetched, String> {
     let mut current = url::Url::parse(url.trim()).map_err(|e| format!("not a URL: {e}"))?;
     for hop in 0..=policy.max_redirects {
         let (client, shown) = pinned_client(&current, policy).await?;
@@ -97,27 +108,33 @@ pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<String, String> {
             }
             continue;
         }
-        let ctype = resp
+        let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let (body, cut) = read_capped(resp, policy.max_bytes).await.map_err(|e| format!("GET {shown}: {e}"))?;
-        let looks_binary = body.iter().take(1024).any(|b| *b == 0);
-        if looks_binary || ctype.starts_with("image/") || ctype.starts_with("audio/") || ctype.starts_with("video/") || ctype.contains("pdf") || ctype.contains("octet-stream") {
-            return Err(format!("GET {shown}: HTTP {status}, {ctype:?} is not text"));
-        }
-        let raw = String::from_utf8_lossy(&body);
-        let is_html = ctype.contains("html") || (ctype.is_empty() && raw.trim_start().to_ascii_lowercase().starts_with("<!doctype html"));
-        let text = if is_html { html_to_text(&raw) } else { raw.into_owned() };
-        let mut out = format!("GET {shown} → HTTP {status}{}\n\n{text}", if ctype.is_empty() { String::new() } else { format!(" ({ctype})") });
-        if cut {
-            out.push_str(&format!("\n[body cut at {} bytes]", policy.max_bytes));
-        }
-        return Ok(out);
+        let (body, cut) = read_capped(resp, max_bytes).await.map_err(|e| format!("GET {shown}: {e}"))?;
+        return Ok(Fetched { shown, status: status.as_u16(), content_type, body, cut });
     }
     unreachable!("the loop returns on its last hop")
+}
+
+/// Fetches `url` and returns readable text (the caller trims it for the model).
+pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<String, String> {
+    let Fetched { shown, status, content_type: ctype, body, cut } = fetch_bytes(url, policy, policy.max_bytes).await?;
+    let looks_binary = body.iter().take(1024).any(|b| *b == 0);
+    if looks_binary || ctype.starts_with("image/") || ctype.starts_with("audio/") || ctype.starts_with("video/") || ctype.contains("pdf") || ctype.contains("octet-stream") {
+        return Err(format!("GET {shown}: HTTP {status}, {ctype:?} is not text"));
+    }
+    let raw = String::from_utf8_lossy(&body);
+    let is_html = ctype.contains("html") || (ctype.is_empty() && raw.trim_start().to_ascii_lowercase().starts_with("<!doctype html"));
+    let text = if is_html { html_to_text(&raw) } else { raw.into_owned() };
+    let mut out = format!("GET {shown} → HTTP {status}{}\n\n{text}", if ctype.is_empty() { String::new() } else { format!(" ({ctype})") });
+    if cut {
+        out.push_str(&format!("\n[body cut at {} bytes]", policy.max_bytes));
+    }
+    Ok(out)
 }
 
 /// A client that can reach only the checked addresses of this URL's host.

@@ -114,7 +114,7 @@ impl Session<'_> {
             json!({
                 "provider": self.provider.wire(),
                 "model": model,
-                "implementation": self.tools.impl_dir().display().to_string(),
+                "implementation": self.tools.impl_label(),
                 "budgets": self.budgets,
                 "tools": self.tools.definitions().iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
             }),

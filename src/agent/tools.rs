@@ -72,6 +72,12 @@ impl ToolContext {
         &self.roots.impl_dir
     }
 
+    /// The implementation folder as `registry/<connector>/...`, for transcripts (no host paths).
+    pub fn impl_label(&self) -> String {
+        let base = self.roots.registry.parent().unwrap_or(&self.roots.registry);
+        self.roots.impl_dir.strip_prefix(base).unwrap_or(&self.roots.impl_dir).display().to_string()
+    }
+
     /// The tool definitions for this session (the OpenAPI tools only with a spec).
     pub fn definitions(&self) -> Vec<ToolDef> {
         let def = |name: &str, description: &str, properties: Value, required: &[&str]| ToolDef {

@@ -273,6 +273,9 @@ fn render_with(events: &[Value], piece: usize) -> String {
                 out.push_str(&code(&trim_middle(e.get("content").and_then(Value::as_str).unwrap_or(""), piece), ""));
                 out.push('\n');
             }
+            "warning" => {
+                out.push_str(&format!("_warning: {}_\n\n", e.get("text").and_then(Value::as_str).unwrap_or("")));
+            }
             "nudge" => {
                 out.push_str(&format!("_factory: {}_\n\n", e.get("text").and_then(Value::as_str).unwrap_or("")));
             }

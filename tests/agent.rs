@@ -435,3 +435,15 @@ async fn without_an_llm_a_request_with_a_spec_goes_to_the_builtin_generator() {
     let err = agent::run(&request(), &opts).await.unwrap_err().to_string();
     assert!(err.contains("ANTHROPIC_API_KEY"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_bounded() {
+    let server = FakeLlm::start("overloaded.anthropic.json").await;
+    let mut env = env_for(&server, Wire::Anthropic);
+    env.opts.llm.as_mut().unwrap().retry.max_attempts = 3;
+    let result = run(&server, &env).await;
+    let Outcome::Failed { error } = &result.outcome else { panic!("expected a failure, got {}", result.outcome) };
+    assert!(error.contains("overloaded_error") && error.contains("after 3 attempts"), "{error}");
+    assert_eq!(server.received().len(), 3);
+    assert_eq!(server.steps_left(), 0);
+}

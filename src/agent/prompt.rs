@@ -238,6 +238,37 @@ mod tests {
     use crate::agent::Guidance;
 
     #[test]
+    fn system_prompt_from_the_repository_is_stable_and_sorted() {
+        let tree = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let ctx = PromptContext { impl_rel: "registry/acme/v1/me/python/default".into(), language: "python".into(), has_spec: false };
+        let (a, names) = system_prompt(tree, &ctx).unwrap();
+        let (b, _) = system_prompt(tree, &ctx).unwrap();
+        assert_eq!(a, b, "the prompt is the same on every run");
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        assert!(names.contains(&"connector-building".to_string()));
+        let positions: Vec<usize> = names.iter().map(|n| a.find(&format!("# Skill: {n}\n")).expect(n)).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "skills appear in name order");
+        assert!(a.contains("`connector_runtime/cli.py`") && a.contains("`main.py`"), "the scaffold's files are listed");
+        assert!(a.contains("- `implementation`: ") && a.contains("default `default`"), "variables with their defaults");
+        assert!(a.contains("registry/acme/v1/me/python/default"));
+        assert!(!a.contains("\n---\nname:"), "front matter is parsed, not pasted");
+    }
+
+    #[test]
+    fn skills_sort_by_their_declared_name() {
+        let t = tempfile::tempdir().unwrap();
+        for (folder, name) in [("a-folder", "zeta"), ("z-folder", "alpha")] {
+            std::fs::create_dir_all(t.path().join("skills").join(folder)).unwrap();
+            std::fs::write(t.path().join("skills").join(folder).join("SKILL.md"), format!("---\nname: {name}\ndescription: d\n---\nbody {name}\n")).unwrap();
+        }
+        std::fs::create_dir_all(t.path().join("skills/no-skill-file")).unwrap();
+        let names: Vec<String> = load_skills(t.path()).unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["alpha", "zeta"]);
+    }
+
+    #[test]
     fn front_matter() {
         let s = parse_skill("---\nname: x\ndescription: does y\n---\n\n# X\nbody\n", "t").unwrap();
         assert_eq!((s.name.as_str(), s.description.as_str(), s.body.as_str()), ("x", "does y", "# X\nbody"));

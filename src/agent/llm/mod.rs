@@ -231,6 +231,7 @@ pub const ENV_TIMEOUT: &str = "FACTORY_LLM_TIMEOUT_SECONDS";
 pub const ENV_MAX_ATTEMPTS: &str = "FACTORY_LLM_MAX_ATTEMPTS";
 pub const ENV_TOKEN_FIELD: &str = "FACTORY_LLM_TOKEN_LIMIT_FIELD";
 pub const ENV_PRICES: &str = "FACTORY_LLM_PRICES";
+pub const ENV_MAX_OUTPUT: &str = "FACTORY_LLM_MAX_OUTPUT_TOKENS";
 
 impl LlmConfig {
     pub fn new(wire: Wire, base_url: &str, model: &str, api_key: Secret) -> LlmConfig {
@@ -242,7 +243,8 @@ impl LlmConfig {
             timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
-            max_output_tokens: 8192,
+            // Room for a whole schema or fixture file in one tool call.
+            max_output_tokens: 16_000,
             token_limit_field: "max_tokens".into(),
         }
     }
@@ -255,7 +257,7 @@ impl LlmConfig {
     /// - `FACTORY_LLM_API_KEY`, else the provider's own key variable; an OpenAI-compatible local
     ///   server (`FACTORY_LLM_BASE_URL` set) may run without a key;
     /// - `FACTORY_LLM_BASE_URL`, `FACTORY_LLM_MODEL`, `FACTORY_LLM_TIMEOUT_SECONDS`,
-    ///   `FACTORY_LLM_MAX_ATTEMPTS`, `FACTORY_LLM_TOKEN_LIMIT_FIELD`.
+    ///   `FACTORY_LLM_MAX_ATTEMPTS`, `FACTORY_LLM_MAX_OUTPUT_TOKENS`, `FACTORY_LLM_TOKEN_LIMIT_FIELD`.
     pub fn from_env_with(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<LlmConfig>> {
         let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let wire = match get(ENV_PROVIDER).as_deref() {
@@ -296,6 +298,9 @@ impl LlmConfig {
         }
         if let Some(n) = get(ENV_MAX_ATTEMPTS) {
             cfg.retry.max_attempts = n.parse().map_err(|_| anyhow::anyhow!("{ENV_MAX_ATTEMPTS}={n:?} is not a count"))?;
+        }
+        if let Some(n) = get(ENV_MAX_OUTPUT) {
+            cfg.max_output_tokens = n.parse().map_err(|_| anyhow::anyhow!("{ENV_MAX_OUTPUT}={n:?} is not a count"))?;
         }
         if let Some(f) = get(ENV_TOKEN_FIELD) {
             cfg.token_limit_field = f;

@@ -22,6 +22,7 @@ pub mod embedded {
     pub const SCAFFOLDS: &[(&str, &str)] = &[
         ("meta", include_str!("../registry/_scaffold/meta.json")),
         ("python", include_str!("../registry/_scaffold/python.json")),
+        ("typescript", include_str!("../registry/_scaffold/typescript.json")),
     ];
 }
 

@@ -248,7 +248,9 @@ pub fn validate_implementation(dir: &Path) -> Result<Vec<Finding>> {
                 ck.add("hooks.missing", &manifest_path, "/hooks", format!("the hooks file {hooks} does not exist"), "a file in the implementation folder");
             }
         }
-        if let Some(cmd) = m.pointer("/run/command").and_then(Value::as_array) {
+        // With a build step, the run command names build output (git-ignored), not a source file.
+        let has_build = m.pointer("/run/build").and_then(Value::as_array).is_some_and(|b| !b.is_empty());
+        if let Some(cmd) = m.pointer("/run/command").and_then(Value::as_array).filter(|_| !has_build) {
             for (i, arg) in cmd.iter().enumerate().skip(1) {
                 let Some(a) = arg.as_str() else { continue };
                 let looks_like_file = [".py", ".js", ".mjs", ".cjs", ".ts"].iter().any(|ext| a.ends_with(ext));

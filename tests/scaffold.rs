@@ -190,10 +190,18 @@ fn malformed_scaffold_points_at_the_node() {
 /// The shipped scaffold files are generated from their template folders; they must not drift.
 #[test]
 fn shipped_scaffolds_match_their_template_folders() {
-    for name in ["meta", "python"] {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo().join("registry/_scaffold")).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_dir() {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let o = run(&["scaffold", "--pack", &format!("registry/_scaffold/{name}"), "--check", &format!("registry/_scaffold/{name}.json")]);
         assert!(o.status.success(), "{name}: {}", text(&o));
+        checked += 1;
     }
+    assert!(checked >= 3, "meta, python and typescript template folders, found {checked}");
     // ...and the check really compares: a changed copy is reported.
     let tmp = tempfile::tempdir().unwrap();
     let copy = tmp.path().join("meta.json");

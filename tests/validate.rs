@@ -50,7 +50,7 @@ fn copy_dir(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from) {
         let entry = entry.unwrap();
         let rel = entry.path().strip_prefix(from).unwrap();
-        if rel.components().any(|c| c.as_os_str() == "__pycache__") {
+        if rel.components().any(|c| ["__pycache__", "node_modules", "dist", "dist-test"].iter().any(|skip| c.as_os_str() == *skip)) {
             continue;
         }
         let target = to.join(rel);

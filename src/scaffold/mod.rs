@@ -453,7 +453,7 @@ fn pack_dir(dir: &Path, top: bool) -> Result<Vec<Node>> {
             continue;
         }
         // Build droppings never belong in a scaffold.
-        if name == "__pycache__" || name.ends_with(".pyc") || name == "node_modules" {
+        if matches!(name.as_str(), "__pycache__" | "node_modules" | "dist" | "dist-test") || name.ends_with(".pyc") {
             continue;
         }
         let ft = entry.file_type()?;

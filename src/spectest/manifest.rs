@@ -16,8 +16,11 @@ pub struct InputError {
 }
 
 impl InputError {
-    fn new(path: &Path, problem: impl Into<String>) -> Self {
-        InputError { path: path.to_path_buf(), problem: problem.into() }
+    pub(crate) fn new(path: &Path, problem: impl Into<String>) -> Self {
+        InputError {
+            path: path.to_path_buf(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -47,6 +50,9 @@ pub struct Manifest {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RunSpec {
     pub command: Vec<String>,
+    /// Run once in the implementation folder before any scenario (compile, install dev tools).
+    #[serde(default)]
+    pub build: Vec<String>,
 }
 
 /// `auth`: the contract fixes `type`; the other fields follow the `auth` skill
@@ -61,7 +67,8 @@ pub struct AuthSpec {
     pub name: Option<String>,
     #[serde(default)]
     pub prefix: Option<String>,
-    #[serde(default)]
+    /// `grant_type` in the auth skill and the runtime; `flow` in implementation.schema.json.
+    #[serde(default, alias = "flow")]
     pub grant_type: Option<String>,
     #[serde(default)]
     pub token_url: Option<String>,
@@ -93,7 +100,11 @@ impl AuthSpec {
     /// Header or query parameter name of an api key.
     pub fn key_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| {
-            if self.key_in_query() { "api_key".to_string() } else { "X-Api-Key".to_string() }
+            if self.key_in_query() {
+                "api_key".to_string()
+            } else {
+                "X-Api-Key".to_string()
+            }
         })
     }
 
@@ -104,12 +115,19 @@ impl AuthSpec {
 
     /// The path part of `token_url` (absolute or relative); the mock serves the token endpoint there.
     pub fn token_path(&self) -> String {
-        let raw = self.token_url.clone().unwrap_or_else(|| "/oauth/token".to_string());
+        let raw = self
+            .token_url
+            .clone()
+            .unwrap_or_else(|| "/oauth/token".to_string());
         let path = match url::Url::parse(&raw) {
             Ok(parsed) => parsed.path().to_string(),
             Err(_) => raw.split('?').next().unwrap_or("").to_string(),
         };
-        if path.starts_with('/') { path } else { format!("/{path}") }
+        if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        }
     }
 }
 
@@ -224,7 +242,10 @@ impl LoadedImpl {
     }
 
     pub fn incremental_streams(&self) -> Vec<&LoadedStream> {
-        self.streams.iter().filter(|s| s.spec.incremental.is_some()).collect()
+        self.streams
+            .iter()
+            .filter(|s| s.spec.incremental.is_some())
+            .collect()
     }
 
     /// The stream fault scenarios aim at: the first paginated stream, else the first stream.
@@ -237,7 +258,14 @@ impl LoadedImpl {
 }
 
 const AUTH_TYPES: &[&str] = &["none", "api_key", "bearer", "basic", "oauth2"];
-const PAGINATION_TYPES: &[&str] = &["none", "cursor", "offset", "page", "link_header", "next_url"];
+const PAGINATION_TYPES: &[&str] = &[
+    "none",
+    "cursor",
+    "offset",
+    "page",
+    "link_header",
+    "next_url",
+];
 
 /// Reads `<dir>/connector.json`, the schema and fixtures of every stream, and checks that the
 /// mock can be built from them.
@@ -245,15 +273,26 @@ pub fn load(dir: &Path) -> Result<LoadedImpl, InputError> {
     if !dir.is_dir() {
         return Err(InputError::new(dir, "not a directory"));
     }
-    let dir = dir.canonicalize().map_err(|e| InputError::new(dir, format!("cannot resolve: {e}")))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| InputError::new(dir, format!("cannot resolve: {e}")))?;
     let manifest_path = dir.join("connector.json");
     let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
-        InputError::new(&manifest_path, format!("cannot read the manifest ({e}); an implementation folder needs a connector.json"))
+        InputError::new(
+            &manifest_path,
+            format!(
+                "cannot read the manifest ({e}); an implementation folder needs a connector.json"
+            ),
+        )
     })?;
     let raw: Value = serde_json::from_str(&text)
         .map_err(|e| InputError::new(&manifest_path, format!("not valid JSON: {e}")))?;
-    let manifest: Manifest = serde_json::from_value(raw)
-        .map_err(|e| InputError::new(&manifest_path, format!("does not match the manifest shape: {e}")))?;
+    let manifest: Manifest = serde_json::from_value(raw).map_err(|e| {
+        InputError::new(
+            &manifest_path,
+            format!("does not match the manifest shape: {e}"),
+        )
+    })?;
 
     if manifest.run.command.is_empty() {
         return Err(InputError::new(&manifest_path, "run.command is empty"));
@@ -264,49 +303,88 @@ pub fn load(dir: &Path) -> Result<LoadedImpl, InputError> {
     if !AUTH_TYPES.contains(&manifest.auth.kind.as_str()) {
         return Err(InputError::new(
             &manifest_path,
-            format!("auth.type {:?} is not one of {}", manifest.auth.kind, AUTH_TYPES.join(", ")),
+            format!(
+                "auth.type {:?} is not one of {}",
+                manifest.auth.kind,
+                AUTH_TYPES.join(", ")
+            ),
         ));
     }
     let mut seen = std::collections::BTreeSet::new();
     let mut streams = Vec::new();
     for spec in &manifest.streams {
         if !seen.insert(spec.name.clone()) {
-            return Err(InputError::new(&manifest_path, format!("stream {:?} is declared twice", spec.name)));
+            return Err(InputError::new(
+                &manifest_path,
+                format!("stream {:?} is declared twice", spec.name),
+            ));
         }
         check_pagination(&manifest_path, spec)?;
         let schema_path = dir.join(&spec.schema);
         let schema = read_json(&schema_path, &format!("schema of stream {:?}", spec.name))?;
         if !schema.is_object() {
-            return Err(InputError::new(&schema_path, "a stream schema must be a JSON object"));
+            return Err(InputError::new(
+                &schema_path,
+                "a stream schema must be a JSON object",
+            ));
         }
         let fixtures_path = dir.join(&spec.fixtures);
-        let fixtures = match read_json(&fixtures_path, &format!("fixtures of stream {:?}", spec.name))? {
+        let fixtures = match read_json(
+            &fixtures_path,
+            &format!("fixtures of stream {:?}", spec.name),
+        )? {
             Value::Array(items) => items,
-            _ => return Err(InputError::new(&fixtures_path, "fixtures must be a JSON array of records")),
+            _ => {
+                return Err(InputError::new(
+                    &fixtures_path,
+                    "fixtures must be a JSON array of records",
+                ));
+            }
         };
         if fixtures.is_empty() {
-            return Err(InputError::new(&fixtures_path, "fixtures are empty: the mock needs at least one sample record"));
+            return Err(InputError::new(
+                &fixtures_path,
+                "fixtures are empty: the mock needs at least one sample record",
+            ));
         }
         if let Some(bad) = fixtures.iter().position(|r| !r.is_object()) {
-            return Err(InputError::new(&fixtures_path, format!("fixture #{bad} is not a JSON object")));
+            return Err(InputError::new(
+                &fixtures_path,
+                format!("fixture #{bad} is not a JSON object"),
+            ));
         }
         if spec.primary_key.is_empty() {
             return Err(InputError::new(
                 &manifest_path,
-                format!("stream {:?} has no primary_key: the suite matches records by primary key", spec.name),
+                format!(
+                    "stream {:?} has no primary_key: the suite matches records by primary key",
+                    spec.name
+                ),
             ));
         }
-        if let Some(inc) = &spec.incremental {
-            if inc.format != "unix" && inc.format != "iso8601" {
-                return Err(InputError::new(
-                    &manifest_path,
-                    format!("stream {:?}: incremental.format {:?} is neither unix nor iso8601", spec.name, inc.format),
-                ));
-            }
+        if let Some(inc) = &spec.incremental
+            && inc.format != "unix"
+            && inc.format != "iso8601"
+        {
+            return Err(InputError::new(
+                &manifest_path,
+                format!(
+                    "stream {:?}: incremental.format {:?} is neither unix nor iso8601",
+                    spec.name, inc.format
+                ),
+            ));
         }
-        streams.push(LoadedStream { spec: spec.clone(), schema, fixtures });
+        streams.push(LoadedStream {
+            spec: spec.clone(),
+            schema,
+            fixtures,
+        });
     }
-    Ok(LoadedImpl { dir, manifest, streams })
+    Ok(LoadedImpl {
+        dir,
+        manifest,
+        streams,
+    })
 }
 
 fn check_pagination(manifest_path: &Path, spec: &StreamSpec) -> Result<(), InputError> {
@@ -314,11 +392,22 @@ fn check_pagination(manifest_path: &Path, spec: &StreamSpec) -> Result<(), Input
     if !PAGINATION_TYPES.contains(&p.kind.as_str()) {
         return Err(InputError::new(
             manifest_path,
-            format!("stream {:?}: pagination.type {:?} is not one of {}", spec.name, p.kind, PAGINATION_TYPES.join(", ")),
+            format!(
+                "stream {:?}: pagination.type {:?} is not one of {}",
+                spec.name,
+                p.kind,
+                PAGINATION_TYPES.join(", ")
+            ),
         ));
     }
     let missing = |field: &str| {
-        InputError::new(manifest_path, format!("stream {:?}: pagination type {} needs {field}", spec.name, p.kind))
+        InputError::new(
+            manifest_path,
+            format!(
+                "stream {:?}: pagination type {} needs {field}",
+                spec.name, p.kind
+            ),
+        )
     };
     match p.kind.as_str() {
         "cursor" => {
@@ -337,15 +426,11 @@ fn check_pagination(manifest_path: &Path, spec: &StreamSpec) -> Result<(), Input
                 return Err(missing("size_param"));
             }
         }
-        "page" => {
-            if p.page_param.is_none() {
-                return Err(missing("page_param"));
-            }
+        "page" if p.page_param.is_none() => {
+            return Err(missing("page_param"));
         }
-        "next_url" => {
-            if p.next_url_path.is_none() {
-                return Err(missing("next_url_path"));
-            }
+        "next_url" if p.next_url_path.is_none() => {
+            return Err(missing("next_url_path"));
         }
         _ => {}
     }
@@ -355,7 +440,8 @@ fn check_pagination(manifest_path: &Path, spec: &StreamSpec) -> Result<(), Input
 fn read_json(path: &Path, what: &str) -> Result<Value, InputError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| InputError::new(path, format!("cannot read the {what}: {e}")))?;
-    serde_json::from_str(&text).map_err(|e| InputError::new(path, format!("the {what} is not valid JSON: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| InputError::new(path, format!("the {what} is not valid JSON: {e}")))
 }
 
 /// Reads a dotted path (`a.b.c`) in a JSON value; `""` is the value itself.
@@ -391,6 +477,8 @@ pub fn set_path(target: &mut Value, path: &str, new: Value) {
             map.insert(part.to_string(), new);
             return;
         }
-        current = map.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        current = map
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }

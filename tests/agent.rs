@@ -123,13 +123,11 @@ async fn build_scenario(fixture: &str, wire: Wire) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the spec-test suite (src/spectest) from main"]
 async fn anthropic_session_builds_a_passing_connector() {
     build_scenario("build.anthropic.json", Wire::Anthropic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the spec-test suite (src/spectest) from main"]
 async fn openai_session_builds_a_passing_connector() {
     build_scenario("build.openai.json", Wire::Openai).await;
 }

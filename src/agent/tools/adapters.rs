@@ -37,8 +37,22 @@ pub fn validate(dir: &Path) -> Result<Vec<(bool, String)>> {
 
 /// Runs the spec-test suite (all checks, or those named in `only`).
 pub async fn spec_test(dir: &Path, only: &[String]) -> Result<Vec<SpecCheck>> {
-    let _ = (dir, only);
-    anyhow::bail!("the spec-test suite is not part of this build yet (src/spectest is being built)")
+    use crate::spectest::{Status, SuiteOptions, run_suite};
+    let opts = SuiteOptions { only: only.to_vec(), ..SuiteOptions::default() };
+    let report = run_suite(dir, &opts).await?;
+    Ok(report
+        .implementations
+        .into_iter()
+        .flat_map(|i| i.checks)
+        .map(|c| SpecCheck {
+            passed: c.status == Status::Passed,
+            skipped: c.status == Status::Skipped,
+            id: c.id,
+            message: c.message,
+            hint: c.hint,
+            evidence: c.evidence,
+        })
+        .collect())
 }
 
 /// A loaded OpenAPI description.

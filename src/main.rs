@@ -3,7 +3,7 @@
 //! so this file stays a table of contents.
 
 use clap::{Parser, Subcommand};
-use connector_factory::{agent, openapi, scaffold, spectest, validate};
+use connector_factory::{agent, openapi, scaffold, server, spectest, validate};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -25,6 +25,8 @@ enum Command {
     Openapi(openapi::cli::OpenapiArgs),
     /// Generate a connector implementation (builtin OpenAPI generator, or the agent with --request).
     Generate(agent::cli::GenerateCommand),
+    /// Run the GitHub App: webhook server, job queue and workers.
+    Serve(server::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::SpecTest(args) => spectest::run(args),
         Command::Openapi(args) => openapi::cli::run(args),
         Command::Generate(args) => agent::cli::run(args),
+        Command::Serve(args) => server::serve::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

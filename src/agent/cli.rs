@@ -1,5 +1,7 @@
 //! `connector-factory generate`: the builtin generator's flags as they are, plus `--request`,
-//! which runs the whole agent on a request written like the issue form.
+//! which runs the whole agent on a request written like the issue form. With `--request`, the
+//! builtin flags `--out` (registry), `--author`, `--version` and `--implementation` place the
+//! connector as they do for the generator.
 
 use super::{AgentRequest, RunOptions, builtin, llm};
 use std::path::PathBuf;
@@ -11,21 +13,12 @@ pub struct GenerateCommand {
     pub builtin: builtin::GenerateArgs,
     /// Run the agent on a connector request written like the issue form (Markdown with
     /// `### Label` sections). The connector goes into the registry, its transcript into
-    /// `<implementation>/.factory/transcript.{jsonl,md}`.
+    /// `<implementation>/.factory/transcript.{jsonl,md}`. The registry is `--out`.
     #[arg(long, value_name = "FILE")]
     pub request: Option<PathBuf>,
     /// Checkout whose skills/ and registry/_scaffold/ the agent reads (the default branch).
     #[arg(long, value_name = "DIR", default_value = ".", requires = "request")]
     pub tree: PathBuf,
-    /// Registry to write into (default: <tree>/registry).
-    #[arg(long, value_name = "DIR", requires = "request")]
-    pub registry: Option<PathBuf>,
-    /// The API version folder.
-    #[arg(long, value_name = "LABEL", default_value = "v1", requires = "request")]
-    pub api_version: String,
-    /// The author folder.
-    #[arg(long = "impl-author", value_name = "HANDLE", default_value = "connector-factory", requires = "request")]
-    pub impl_author: String,
     #[arg(long, default_value_t = 40, requires = "request")]
     pub max_turns: u32,
     #[arg(long, default_value_t = 3_000_000, requires = "request")]
@@ -46,10 +39,18 @@ pub fn run(args: GenerateCommand) -> anyhow::Result<u8> {
     };
     let text = std::fs::read_to_string(&request_path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", request_path.display()))?;
-    let req: AgentRequest = super::tools::adapters::parse_request(&text)?;
-    let mut opts = RunOptions::new(&args.tree, &args.registry.clone().unwrap_or_else(|| args.tree.join("registry")));
-    opts.version = args.api_version;
-    opts.author = args.impl_author;
+    let parsed = match crate::request::parse(&text) {
+        Ok(r) => r,
+        Err(invalid) => {
+            eprintln!("{} is not a usable connector request:\n{}", request_path.display(), invalid.to_markdown());
+            return Ok(2);
+        }
+    };
+    let req = AgentRequest::from_request(&parsed);
+    let mut opts = RunOptions::new(&args.tree, &args.builtin.out);
+    opts.version = args.builtin.version.clone().unwrap_or_else(|| "v1".into());
+    opts.author = args.builtin.author.clone();
+    opts.implementation = args.builtin.implementation.clone();
     opts.llm = llm::LlmConfig::from_env()?;
     opts.prices = llm::PriceTable::from_env()?;
     opts.budgets.max_turns = args.max_turns;

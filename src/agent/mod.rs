@@ -20,6 +20,8 @@ pub use session::{Budgets, Outcome, SessionReport};
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AgentRequest {
     pub name: String,
+    /// Registry folder name; derived from `name` when empty.
+    pub slug: String,
     pub docs_url: Option<String>,
     pub openapi_url: Option<String>,
     /// Free-text hints on authentication.
@@ -29,6 +31,23 @@ pub struct AgentRequest {
     pub notes: Option<String>,
     /// `/factory retry <guidance>` text, when the job is a retry.
     pub guidance: Option<Guidance>,
+}
+
+impl AgentRequest {
+    /// The parsed issue form as the agent sees it (no guidance: a retry adds its own).
+    pub fn from_request(r: &crate::request::ConnectorRequest) -> AgentRequest {
+        AgentRequest {
+            name: r.name.clone(),
+            slug: r.slug.clone(),
+            docs_url: Some(r.docs_url.clone()).filter(|d| !d.trim().is_empty()),
+            openapi_url: r.openapi_url.clone(),
+            auth: Some(r.auth.label().to_string()),
+            streams: r.streams.clone(),
+            language: r.language.label().to_ascii_lowercase(),
+            notes: r.notes.clone(),
+            guidance: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -120,7 +139,7 @@ pub async fn run(req: &AgentRequest, opts: &RunOptions) -> Result<RunResult> {
     let kind = choose(opts.llm.is_some(), req.openapi_url.is_some())?;
     let language = if req.language.is_empty() { "python".to_string() } else { req.language.clone() };
     let ids = workspace::ImplIds {
-        connector: crate::registry::slug(&req.name),
+        connector: if req.slug.is_empty() { crate::registry::slug(&req.name) } else { req.slug.clone() },
         version: opts.version.clone(),
         author: opts.author.clone(),
         language: language.clone(),
@@ -181,6 +200,15 @@ pub async fn run(req: &AgentRequest, opts: &RunOptions) -> Result<RunResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_the_issue_form() {
+        let form = "### Connector name\n\nAcme Widgets\n\n### API docs URL\n\nhttps://docs.acme.test\n\n### OpenAPI description URL\n\n_No response_\n\n### Auth type\n\nAPI key\n\n### Streams wanted\n\nwidgets\n\n### Language\n\nTypeScript\n\n### Notes\n\n_No response_\n";
+        let r = AgentRequest::from_request(&crate::request::parse(form).unwrap());
+        assert_eq!((r.slug.as_str(), r.language.as_str(), r.auth.as_deref()), ("acme-widgets", "typescript", Some("API key")));
+        assert!(r.docs_url.as_deref().is_some_and(|d| d.starts_with("https://docs.acme.test")));
+        assert!(r.openapi_url.is_none() && r.guidance.is_none());
+    }
 
     #[test]
     fn choice() {

@@ -207,6 +207,7 @@ pub fn system_prompt(tree: &Path, ctx: &PromptContext) -> Result<(String, Vec<St
 pub fn request_data(req: &AgentRequest) -> Value {
     let mut v = json!({
         "name": req.name,
+        "folder_name": req.slug,
         "docs_url": req.docs_url,
         "openapi_url": req.openapi_url,
         "auth_hints": req.auth,

@@ -2,7 +2,6 @@
 //! spec tests, the OpenAPI toolkit, the builtin generator). Each is one small function, so
 //! wiring a stage's real API is a few lines here and nothing else changes.
 
-use crate::agent::AgentRequest;
 use anyhow::Result;
 use std::path::Path;
 
@@ -56,9 +55,7 @@ pub async fn spec_test(dir: &Path, only: &[String]) -> Result<Vec<SpecCheck>> {
 }
 
 /// A loaded OpenAPI description.
-pub struct LoadedSpec {
-    _not_yet: (),
-}
+pub type LoadedSpec = crate::openapi::Spec;
 
 /// Largest description the agent loads (the biggest public ones are around 10 MB).
 pub const SPEC_MAX_BYTES: usize = 32 * 1024 * 1024;
@@ -66,8 +63,19 @@ pub const SPEC_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Loads the request's description. URLs go through the fetch policy (public addresses only),
 /// so a request cannot point the loader at an internal service.
 pub async fn load_spec(location: &str, policy: &super::FetchPolicy) -> Result<LoadedSpec> {
-    let _ = (location, policy);
-    anyhow::bail!("the OpenAPI toolkit is not part of this build yet (src/openapi is being built)")
+    if location.starts_with("http://") || location.starts_with("https://") {
+        let got = super::fetch::fetch_bytes(location, policy, SPEC_MAX_BYTES).await.map_err(anyhow::Error::msg)?;
+        if !(200..300).contains(&got.status) {
+            anyhow::bail!("GET {} answered HTTP {}", got.shown, got.status);
+        }
+        if got.cut {
+            anyhow::bail!("{} is larger than {SPEC_MAX_BYTES} bytes", got.shown);
+        }
+        let name = location.to_string();
+        return tokio::task::spawn_blocking(move || LoadedSpec::from_bytes(&got.body, &name).map_err(anyhow::Error::from)).await?;
+    }
+    let path = location.to_string();
+    tokio::task::spawn_blocking(move || LoadedSpec::load(&path)).await?
 }
 
 /// One bounded query on a loaded description.
@@ -79,81 +87,48 @@ pub enum OpenapiQuery<'a> {
 }
 
 pub fn openapi_query(spec: &LoadedSpec, query: OpenapiQuery<'_>) -> Result<String> {
-    let _ = (spec, query);
-    anyhow::bail!("the OpenAPI toolkit is not part of this build yet (src/openapi is being built)")
+    use crate::openapi::query::{Budget, ListFilter, list_operations, show_operation, show_schema};
+    let budget = Budget::default();
+    Ok(match query {
+        OpenapiQuery::List { path_contains, tag } => {
+            let filter = ListFilter { path_contains: path_contains.map(String::from), tag: tag.map(String::from), ..Default::default() };
+            list_operations(spec, &filter, budget).rendered
+        }
+        OpenapiQuery::Show(op) => show_operation(spec, op, budget)?.rendered,
+        OpenapiQuery::Schema(name) => show_schema(spec, name, budget)?.rendered,
+    })
 }
 
 /// Runs the builtin generator into `impl_dir`, returning what it reports.
 pub async fn generate_from_openapi(spec_location: &str, impl_dir: &Path, streams: &[String]) -> Result<String> {
-    let _ = (spec_location, impl_dir, streams);
-    anyhow::bail!("the builtin generator is not part of this build yet (src/agent/builtin.rs is being built)")
-}
-
-/// Reads a request written like the issue form (`### Label` headings, each followed by the
-/// answer; `_No response_` for an empty one).
-pub fn parse_request(markdown: &str) -> Result<AgentRequest> {
-    let mut sections: Vec<(String, String)> = Vec::new();
-    for line in markdown.lines() {
-        if let Some(h) = line.strip_prefix("### ") {
-            sections.push((h.trim().to_ascii_lowercase(), String::new()));
-        } else if let Some((_, body)) = sections.last_mut() {
-            body.push_str(line);
-            body.push('\n');
-        }
+    use crate::agent::builtin::{GenerateOptions, generate};
+    let (registry, place) = crate::registry::Registry::containing(impl_dir)
+        .ok_or_else(|| anyhow::anyhow!("{} is not an implementation folder inside a registry", impl_dir.display()))?;
+    let mut opts = GenerateOptions::new(spec_location, place.connector.clone(), registry.root.clone());
+    opts.streams = streams.to_vec();
+    opts.author = place.author.clone();
+    opts.version = Some(place.version.clone());
+    opts.implementation = place.implementation.clone();
+    // The session set-up already wrote the scaffold there; the generator replaces its files.
+    opts.force = true;
+    let outcome = tokio::task::spawn_blocking(move || generate(&opts)).await??;
+    let mut out = format!("generated {} stream(s) into your folder; base URL {}, auth {}", outcome.streams.len(), outcome.base_url, outcome.auth);
+    for s in &outcome.streams {
+        out.push_str(&format!(
+            "\n- {} {} (pagination {}, primary key {:?}{})",
+            s.name,
+            s.path,
+            s.pagination,
+            s.primary_key,
+            if s.incremental { ", incremental" } else { "" }
+        ));
     }
-    let mut req = AgentRequest { language: "python".into(), ..Default::default() };
-    for (label, body) in sections {
-        let value = body.trim();
-        if value.is_empty() || value == "_No response_" {
-            continue;
-        }
-        let has = |words: &[&str]| words.iter().any(|w| label.contains(w));
-        if has(&["openapi", "swagger", "spec"]) {
-            req.openapi_url = Some(value.to_string());
-        } else if has(&["doc"]) {
-            req.docs_url = Some(value.to_string());
-        } else if has(&["auth"]) {
-            req.auth = Some(value.to_string());
-        } else if has(&["stream", "endpoint", "resource"]) {
-            req.streams = value
-                .split(['\n', ','])
-                .map(|s| s.trim().trim_start_matches(['-', '*']).trim().trim_matches('`').to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
-        } else if has(&["language"]) {
-            req.language = value.to_ascii_lowercase();
-        } else if has(&["name", "api"]) && req.name.is_empty() {
-            req.name = value.to_string();
-        } else {
-            req.notes = Some(match req.notes.take() {
-                Some(n) => format!("{n}\n\n{value}"),
-                None => value.to_string(),
-            });
-        }
+    for u in &outcome.unsure {
+        out.push_str(&format!("\nunsure: {u}"));
     }
-    if req.name.trim().is_empty() {
-        anyhow::bail!("the request has no connector name (a `### Connector name` section followed by the name)");
+    for w in &outcome.warnings {
+        out.push_str(&format!("\nwarning: {w}"));
     }
-    Ok(req)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn issue_form() {
-        let req = parse_request(
-            "### Connector name\n\nAcme Widgets\n\n### API documentation URL\n\nhttps://docs.acme.test\n\n### OpenAPI description URL\n\n_No response_\n\n### Authentication\n\nBearer token\n\n### Streams\n\n- widgets\n- orders, refunds\n\n### Language\n\nPython\n\n### Notes\n\nOnly v2.\n",
-        )
-        .unwrap();
-        assert_eq!(req.name, "Acme Widgets");
-        assert_eq!(req.docs_url.as_deref(), Some("https://docs.acme.test"));
-        assert_eq!(req.openapi_url, None);
-        assert_eq!(req.auth.as_deref(), Some("Bearer token"));
-        assert_eq!(req.streams, ["widgets", "orders", "refunds"]);
-        assert_eq!(req.language, "python");
-        assert_eq!(req.notes.as_deref(), Some("Only v2."));
-        assert!(parse_request("### Streams\n\nx\n").is_err());
-    }
+    out.push_str("\nRead connector.json and the schemas, check them against the docs, then validate and spec_test.");
+    Ok(out)
 }

@@ -1,0 +1,98 @@
+//! Persisted events → jobs. Runs beside the HTTP server so the webhook answers without waiting
+//! for routing; a crash between the two loses nothing, because events stay marked unrouted
+//! until their jobs are enqueued (in the same transaction).
+
+use crate::github::events::WebhookEvent;
+use crate::github::route::{RouteContext, route};
+use crate::store::StoredEvent;
+use crate::worker::JobQueue;
+use anyhow::Result;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Events routed per round trip to the store.
+const BATCH: u32 = 50;
+
+pub struct Dispatcher {
+    queue: JobQueue,
+    ctx: RouteContext,
+    wake: Arc<Notify>,
+    /// Looks for unrouted events this often even without a wake-up (events stored by another
+    /// replica, or left over from a crash).
+    poll_every: Duration,
+}
+
+impl Dispatcher {
+    pub fn new(queue: JobQueue, ctx: RouteContext) -> Self {
+        Dispatcher { queue, ctx, wake: Arc::new(Notify::new()), poll_every: Duration::from_secs(5) }
+    }
+
+    /// Give this to [`super::AppState::intake`].
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Routes every event not yet routed; returns how many.
+    pub async fn drain(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let events = self.queue.store().unrouted_events(BATCH).await?;
+            if events.is_empty() {
+                return Ok(total);
+            }
+            for event in &events {
+                self.dispatch(event).await?;
+                total += 1;
+            }
+        }
+    }
+
+    async fn dispatch(&self, stored: &StoredEvent) -> Result<()> {
+        let (record, jobs) = match WebhookEvent::parse(&stored.event, stored.payload.as_bytes()) {
+            Ok(event) => {
+                let route = route(&event, &stored.delivery_id, &self.ctx);
+                (route.record(), route.jobs)
+            }
+            // Recorded and not retried: the same bytes would fail the same way.
+            Err(err) => (json!({ "decision": "error", "reason": err.to_string() }), Vec::new()),
+        };
+        let enqueued = self.queue.route_event(stored.id, &record, &jobs).await?;
+        tracing::info!(
+            delivery = %stored.delivery_id,
+            event = %stored.event,
+            decision = %record["decision"].as_str().unwrap_or(""),
+            reason = %record["reason"].as_str().unwrap_or(""),
+            jobs = ?enqueued.iter().map(|e| e.job_id().0).collect::<Vec<_>>(),
+            "event routed"
+        );
+        Ok(())
+    }
+
+    /// Routes events as they arrive until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            match self.drain().await {
+                Ok(_) => {
+                    backoff = Duration::from_millis(200);
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(self.poll_every) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!("routing events failed, retrying: {err:#}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! The SQLite backend of [`Store`]: one database file in WAL mode, so the webhook intake keeps
+//! writing while workers read, and every state change is a single short transaction.
+
+use super::{
+    Claimed, DeliveryRecord, Enqueued, EventId, Finish, Intake, Job, JobFilter, JobId, JobState, Lease, NewEvent,
+    NewJob, Replaced, Store, StoredEvent, from_ms, now_ms,
+};
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+// Column lists are constants, so the formatted statements below carry no outside input.
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Claims beyond this many end the job as failed: a job that kills its worker every time must
+/// not take the factory down in a loop.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    max_attempts: u32,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("max_attempts", &self.max_attempts).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its folder if missing) and migrates the database at `url`,
+    /// e.g. `sqlite://.factory/factory.db`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid SQLite URL '{url}'"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL is durable across process crashes (only an OS crash can lose the
+            // last commits) and keeps webhook intake at a few hundred microseconds.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let file = options.get_filename().to_path_buf();
+        let in_memory = file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:");
+        if !in_memory
+            && let Some(dir) = file.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating the database folder {}", dir.display()))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database exists once per connection, so it must have exactly one.
+            .max_connections(if in_memory { 1 } else { 4 })
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening the database {}", file.display()))?;
+        MIGRATOR.run(&pool).await.context("migrating the database")?;
+        Ok(SqliteStore { pool, max_attempts: DEFAULT_MAX_ATTEMPTS })
+    }
+
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A write transaction that takes the write lock up front: a deferred one that reads first
+    /// can fail with SQLITE_BUSY when another connection wrote in between.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+const JOB_COLUMNS: &str = "id, kind, repository, installation_id, issue_number, event_id, payload, \
+     state, phase, attempts, lease_owner, lease_until, superseded_by, created_at, updated_at, \
+     started_at, finished_at, result, error";
+
+const EVENT_COLUMNS: &str = "id, delivery_id, event, action, installation_id, repository, payload, received_at, route";
+
+fn job_from_row(row: &SqliteRow) -> Result<Job> {
+    let kind: String = row.try_get("kind")?;
+    let state: String = row.try_get("state")?;
+    let payload: String = row.try_get("payload")?;
+    let result: Option<String> = row.try_get("result")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(Job {
+        id: JobId(row.try_get("id")?),
+        kind: kind.parse()?,
+        repository: row.try_get("repository")?,
+        installation_id: row.try_get("installation_id")?,
+        issue_number: row.try_get("issue_number")?,
+        event_id: row.try_get::<Option<i64>, _>("event_id")?.map(EventId),
+        payload: serde_json::from_str(&payload).context("job payload is not JSON")?,
+        state: state.parse()?,
+        phase: row.try_get("phase")?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        lease_owner: row.try_get("lease_owner")?,
+        lease_until: row.try_get::<Option<i64>, _>("lease_until")?.map(from_ms),
+        superseded_by: row.try_get::<Option<i64>, _>("superseded_by")?.map(JobId),
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+        started_at: row.try_get::<Option<i64>, _>("started_at")?.map(from_ms),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(from_ms),
+        result: result.map(|r| serde_json::from_str(&r)).transpose().context("job result is not JSON")?,
+        error: row.try_get("error")?,
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<StoredEvent> {
+    let route: Option<String> = row.try_get("route")?;
+    Ok(StoredEvent {
+        id: EventId(row.try_get("id")?),
+        delivery_id: row.try_get("delivery_id")?,
+        event: row.try_get("event")?,
+        action: row.try_get("action")?,
+        installation_id: row.try_get("installation_id")?,
+        repository: row.try_get("repository")?,
+        payload: row.try_get("payload")?,
+        received_at: from_ms(row.try_get("received_at")?),
+        route: route.map(|r| serde_json::from_str(&r)).transpose()?,
+    })
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+fn new_lease_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The enqueue rules, inside a caller's write transaction.
+async fn enqueue_in(conn: &mut SqliteConnection, job: &NewJob, event: Option<EventId>) -> Result<Enqueued> {
+    let now = now_ms();
+    if job.only_if_first
+        && let Some(existing) = sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM jobs WHERE repository = ? AND issue_number IS ? AND kind = ? ORDER BY id LIMIT 1",
+        )
+        .bind(&job.repository)
+        .bind(job.issue_number)
+        .bind(job.kind.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+    {
+        return Ok(Enqueued::Skipped { existing: JobId(existing) });
+    }
+
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (kind, repository, installation_id, issue_number, event_id, payload, state, \
+         attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?) RETURNING id",
+    )
+    .bind(job.kind.as_str())
+    .bind(&job.repository)
+    .bind(job.installation_id)
+    .bind(job.issue_number)
+    .bind(event.map(|e| e.0))
+    .bind(serde_json::to_string(&job.payload)?)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+
+    let mut replaced = Vec::new();
+    let kinds = job.kind.supersedes();
+    if job.issue_number.is_some() && !kinds.is_empty() {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, kind, state FROM jobs WHERE repository = ");
+        q.push_bind(&job.repository)
+            .push(" AND issue_number = ")
+            .push_bind(job.issue_number)
+            .push(" AND state IN ('queued', 'running') AND id <> ")
+            .push_bind(id)
+            .push(" AND kind IN (");
+        let mut sep = q.separated(", ");
+        for k in kinds {
+            sep.push_bind(k.as_str());
+        }
+        q.push(") ORDER BY id");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let kind: String = row.try_get("kind")?;
+            let state: String = row.try_get("state")?;
+            replaced.push(Replaced {
+                id: JobId(row.try_get("id")?),
+                kind: kind.parse()?,
+                was_running: state == JobState::Running.as_str(),
+            });
+        }
+        let new_state = job.kind.replaced_state();
+        let verb = if new_state == JobState::Cancelled { "cancelled" } else { "superseded" };
+        for old in &replaced {
+            sqlx::query(
+                "UPDATE jobs SET state = ?, superseded_by = ?, error = ?, finished_at = ?, updated_at = ?, \
+                 lease_token = NULL, lease_until = NULL WHERE id = ?",
+            )
+            .bind(new_state.as_str())
+            .bind(id)
+            .bind(format!("{verb} by job {id} ({})", job.kind))
+            .bind(now)
+            .bind(now)
+            .bind(old.id.0)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(Enqueued::Created { id: JobId(id), replaced })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn record_event(&self, event: &NewEvent) -> Result<Intake> {
+        let at = event.received_at.timestamp_millis();
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO deliveries (delivery_id, event, received_at, last_seen_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (delivery_id) DO NOTHING",
+        )
+        .bind(&event.delivery_id)
+        .bind(&event.event)
+        .bind(at)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            sqlx::query(
+                "UPDATE deliveries SET redeliveries = redeliveries + 1, last_seen_at = ? WHERE delivery_id = ?",
+            )
+            .bind(at)
+            .bind(&event.delivery_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Intake::Duplicate);
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO events (delivery_id, event, action, installation_id, repository, payload, received_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&event.delivery_id)
+        .bind(&event.event)
+        .bind(&event.action)
+        .bind(event.installation_id)
+        .bind(&event.repository)
+        .bind(&event.payload)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Intake::Recorded(EventId(id)))
+    }
+
+    async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryRecord>> {
+        let row = sqlx::query("SELECT delivery_id, event, redeliveries FROM deliveries WHERE delivery_id = ?")
+            .bind(delivery_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let redeliveries: i64 = row.try_get("redeliveries")?;
+            Ok(DeliveryRecord {
+                delivery_id: row.try_get("delivery_id")?,
+                event: row.try_get("event")?,
+                redeliveries: u32::try_from(redeliveries).unwrap_or(u32::MAX),
+            })
+        })
+        .transpose()
+    }
+
+    async fn get_event(&self, id: EventId) -> Result<Option<StoredEvent>> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+
+    async fn unrouted_events(&self, limit: u32) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE routed_at IS NULL ORDER BY id LIMIT ?"
+        )))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn route_event(&self, id: EventId, route: &Value, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+        let mut tx = self.write_tx().await?;
+        let already: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT routed_at FROM events WHERE id = ?").bind(id.0).fetch_optional(&mut *tx).await?;
+        match already {
+            None => anyhow::bail!("event {id} does not exist"),
+            // Another router got there first; routing twice would enqueue twice.
+            Some(Some(_)) => return Ok(Vec::new()),
+            Some(None) => {}
+        }
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            out.push(enqueue_in(&mut tx, job, Some(id)).await?);
+        }
+        let mut route = route.clone();
+        if let Value::Object(map) = &mut route {
+            map.insert("jobs".into(), serde_json::to_value(&out)?);
+        }
+        sqlx::query("UPDATE events SET routed_at = ?, route = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(serde_json::to_string(&route)?)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn enqueue(&self, job: &NewJob) -> Result<Enqueued> {
+        let mut tx = self.write_tx().await?;
+        let out = enqueue_in(&mut tx, job, None).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn claim(&self, owner: &str, lease: Duration) -> Result<Option<Claimed>> {
+        let now = now_ms();
+        let token = new_lease_token();
+        let mut tx = self.write_tx().await?;
+        // A job whose worker vanished max_attempts times is not handed out again.
+        sqlx::query(
+            "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, lease_token = NULL, \
+             lease_until = NULL, error = 'gave up after ' || attempts || ' attempts: each time the worker \
+             stopped without finishing (last phase: ' || COALESCE(phase, 'none') || ')' \
+             WHERE state = 'running' AND lease_until < ?1 AND attempts >= ?2",
+        )
+        .bind(now)
+        .bind(i64::from(self.max_attempts))
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?1, lease_token = ?2, \
+             lease_until = ?3, started_at = COALESCE(started_at, ?4), updated_at = ?4 \
+             WHERE id = (SELECT id FROM jobs WHERE state = 'queued' OR (state = 'running' AND lease_until < ?4) \
+                         ORDER BY created_at, id LIMIT 1) \
+             RETURNING {JOB_COLUMNS}"
+        )))
+        .bind(owner)
+        .bind(&token)
+        .bind(now + duration_ms(lease))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(row) = row else { return Ok(None) };
+        let job = job_from_row(&row)?;
+        let lease = Lease { job: job.id, owner: owner.to_string(), token };
+        Ok(Some(Claimed { job, lease }))
+    }
+
+    async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<bool> {
+        let now = now_ms();
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND state = 'running' AND lease_token = ?",
+        )
+        .bind(now + duration_ms(extend))
+        .bind(now)
+        .bind(lease.job.0)
+        .bind(&lease.token)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn set_phase(&self, lease: &Lease, phase: &str) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE jobs SET phase = ?, updated_at = ? WHERE id = ? AND state = 'running' AND lease_token = ?",
+        )
+        .bind(phase)
+        .bind(now_ms())
+        .bind(lease.job.0)
+        .bind(&lease.token)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn finish(&self, lease: &Lease, outcome: &Finish) -> Result<bool> {
+        let (state, result, error) = match outcome {
+            Finish::Succeeded { result } => (JobState::Succeeded, Some(result), None),
+            Finish::Failed { error, result } => (JobState::Failed, result.as_ref(), Some(error.as_str())),
+        };
+        let now = now_ms();
+        let n = sqlx::query(
+            "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?, updated_at = ?, \
+             lease_token = NULL, lease_until = NULL WHERE id = ? AND state = 'running' AND lease_token = ?",
+        )
+        .bind(state.as_str())
+        .bind(result.map(serde_json::to_string).transpose()?)
+        .bind(error)
+        .bind(now)
+        .bind(now)
+        .bind(lease.job.0)
+        .bind(&lease.token)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), lease_owner = NULL, \
+             lease_token = NULL, lease_until = NULL, updated_at = ? \
+             WHERE id = ? AND state = 'running' AND lease_token = ?",
+        )
+        .bind(now_ms())
+        .bind(lease.job.0)
+        .bind(&lease.token)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<Option<Job>> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
+        if !filter.states.is_empty() {
+            q.push(" AND state IN (");
+            let mut sep = q.separated(", ");
+            for s in &filter.states {
+                sep.push_bind(s.as_str());
+            }
+            q.push(")");
+        }
+        if !filter.kinds.is_empty() {
+            q.push(" AND kind IN (");
+            let mut sep = q.separated(", ");
+            for k in &filter.kinds {
+                sep.push_bind(k.as_str());
+            }
+            q.push(")");
+        }
+        if let Some(repo) = &filter.repository {
+            q.push(" AND repository = ").push_bind(repo.clone());
+        }
+        if let Some(issue) = filter.issue_number {
+            q.push(" AND issue_number = ").push_bind(issue);
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit.unwrap_or(100)));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+}

@@ -312,6 +312,22 @@ impl LlmConfig {
         LlmConfig::from_env_with(|k| std::env::var(k).ok())
     }
 
+    /// From the app's settings (`config::Settings::llm`, read from the same variables or
+    /// `factory.toml`); `None` when no provider is configured. The finer knobs (timeouts,
+    /// attempts, output limit) keep their defaults here.
+    pub fn from_settings(s: &crate::config::LlmSettings) -> Option<LlmConfig> {
+        let wire = match s.provider? {
+            crate::config::LlmProvider::Anthropic => Wire::Anthropic,
+            crate::config::LlmProvider::Openai => Wire::Openai,
+        };
+        let (default_base, default_model) = match wire {
+            Wire::Anthropic => ("https://api.anthropic.com", "claude-sonnet-4-5"),
+            Wire::Openai => ("https://api.openai.com", "gpt-4.1"),
+        };
+        let key = s.api_key.as_ref().map(|k| Secret::new(k.expose())).unwrap_or_default();
+        Some(LlmConfig::new(wire, s.base_url.as_deref().unwrap_or(default_base), s.model.as_deref().unwrap_or(default_model), key))
+    }
+
     /// The provider client for this configuration.
     pub fn provider(&self) -> anyhow::Result<Box<dyn LlmProvider>> {
         Ok(match self.wire {
@@ -478,5 +494,20 @@ mod tests {
         assert!(LlmConfig::from_env_with(env(&[(ENV_PROVIDER, "anthropic")])).is_err());
         assert!(LlmConfig::from_env_with(env(&[(ENV_PROVIDER, "gemini"), (ENV_API_KEY, "k")])).is_err());
         assert!(LlmConfig::from_env_with(env(&[(ENV_ANTHROPIC_KEY, "a"), (ENV_OPENAI_KEY, "b")])).is_err());
+    }
+
+    #[test]
+    fn from_app_settings() {
+        use crate::config::{LlmProvider, LlmSettings, Secret as AppSecret};
+        let none = LlmSettings { provider: None, base_url: None, model: None, api_key: None };
+        assert!(LlmConfig::from_settings(&none).is_none());
+        let s = LlmSettings {
+            provider: Some(LlmProvider::Openai),
+            base_url: Some("http://127.0.0.1:8000/".into()),
+            model: Some("qwen".into()),
+            api_key: Some(AppSecret::new("k-123")),
+        };
+        let c = LlmConfig::from_settings(&s).unwrap();
+        assert_eq!((c.wire, c.base_url.as_str(), c.model.as_str(), c.api_key.expose()), (Wire::Openai, "http://127.0.0.1:8000", "qwen", "k-123"));
     }
 }

@@ -23,8 +23,8 @@ enum Command {
     SpecTest(spectest::SpecTestArgs),
     /// Query an OpenAPI description a piece at a time.
     Openapi(openapi::cli::OpenapiArgs),
-    /// Generate a connector implementation (builtin OpenAPI generator).
-    Generate(agent::builtin::GenerateArgs),
+    /// Generate a connector implementation (builtin OpenAPI generator, or the agent with --request).
+    Generate(agent::cli::GenerateCommand),
     /// Run the GitHub App: webhook server, job queue and workers.
     Serve(server::serve::ServeArgs),
 }
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::SpecTest(args) => spectest::run(args),
         Command::Openapi(args) => openapi::cli::run(args),
-        Command::Generate(args) => agent::builtin::run(args),
+        Command::Generate(args) => agent::cli::run(args),
         Command::Serve(args) => server::serve::run(args),
     };
     match result {

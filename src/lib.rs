@@ -16,3 +16,5 @@ pub mod command;
 pub mod request;
 pub mod config;
 pub mod server;
+pub mod git;
+pub mod platform;

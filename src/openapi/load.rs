@@ -53,11 +53,24 @@ pub struct Document {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{source_name}: not valid JSON at line {line}, column {column}: {message}")]
-    Json { source_name: String, line: usize, column: usize, message: String },
+    Json {
+        source_name: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{source_name}: not valid YAML{location}: {message}")]
-    Yaml { source_name: String, location: String, message: String },
+    Yaml {
+        source_name: String,
+        location: String,
+        message: String,
+    },
     #[error("{source_name}: invalid description at {pointer}: {message}")]
-    Structure { source_name: String, pointer: String, message: String },
+    Structure {
+        source_name: String,
+        pointer: String,
+        message: String,
+    },
     #[error("{source_name}: larger than the {limit} byte limit")]
     TooLarge { source_name: String, limit: usize },
 }
@@ -78,26 +91,48 @@ pub fn load_with_limit(location: &str, max_bytes: usize) -> Result<Document> {
 }
 
 fn read_file(path: &Path, max_bytes: usize) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() as usize > max_bytes {
-        return Err(LoadError::TooLarge { source_name: path.display().to_string(), limit: max_bytes }.into());
+        return Err(LoadError::TooLarge {
+            source_name: path.display().to_string(),
+            limit: max_bytes,
+        }
+        .into());
     }
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 fn fetch_url(url: &str, max_bytes: usize) -> Result<Vec<u8>> {
-    let client = reqwest::blocking::Client::builder()
+    let loopback = url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]")
+        })
+        .unwrap_or(false);
+    let mut builder = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
-        .user_agent("connector-factory")
-        .build()?;
-    let resp = client.get(url).send().with_context(|| format!("cannot fetch {url}"))?;
+        .user_agent("connector-factory");
+    if loopback {
+        builder = builder.no_proxy();
+    }
+    let client = builder.build()?;
+    let resp = client
+        .get(url)
+        .send()
+        .with_context(|| format!("cannot fetch {url}"))?;
     let status = resp.status();
     if !status.is_success() {
         bail!("cannot fetch {url}: HTTP {status}");
     }
     if let Some(len) = resp.content_length() {
         if len as usize > max_bytes {
-            return Err(LoadError::TooLarge { source_name: url.to_string(), limit: max_bytes }.into());
+            return Err(LoadError::TooLarge {
+                source_name: url.to_string(),
+                limit: max_bytes,
+            }
+            .into());
         }
     }
     let mut buf = Vec::new();
@@ -105,7 +140,11 @@ fn fetch_url(url: &str, max_bytes: usize) -> Result<Vec<u8>> {
         .read_to_end(&mut buf)
         .with_context(|| format!("cannot read the body of {url}"))?;
     if buf.len() > max_bytes {
-        return Err(LoadError::TooLarge { source_name: url.to_string(), limit: max_bytes }.into());
+        return Err(LoadError::TooLarge {
+            source_name: url.to_string(),
+            limit: max_bytes,
+        }
+        .into());
     }
     Ok(buf)
 }
@@ -122,14 +161,15 @@ pub fn parse_bytes(bytes: &[u8], source_name: &str) -> Result<Document, LoadErro
             message: strip_position(&e.to_string()),
         })?
     } else {
-        let yaml: serde_yaml::Value = serde_yaml::from_slice(bytes).map_err(|e| LoadError::Yaml {
-            source_name: source_name.to_string(),
-            location: e
-                .location()
-                .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
-                .unwrap_or_default(),
-            message: strip_position(&e.to_string()),
-        })?;
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_slice(bytes).map_err(|e| LoadError::Yaml {
+                source_name: source_name.to_string(),
+                location: e
+                    .location()
+                    .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+                    .unwrap_or_default(),
+                message: strip_position(&e.to_string()),
+            })?;
         yaml_to_json(yaml, "").map_err(|(pointer, message)| LoadError::Structure {
             source_name: source_name.to_string(),
             pointer,
@@ -150,7 +190,11 @@ fn strip_position(msg: &str) -> String {
 fn structure(source_name: &str, pointer: &str, message: impl Into<String>) -> LoadError {
     LoadError::Structure {
         source_name: source_name.to_string(),
-        pointer: if pointer.is_empty() { "/ (the document root)".to_string() } else { pointer.to_string() },
+        pointer: if pointer.is_empty() {
+            "/ (the document root)".to_string()
+        } else {
+            pointer.to_string()
+        },
         message: message.into(),
     }
 }
@@ -167,51 +211,112 @@ fn check_outline(root: Value, source_name: &str, size: usize) -> Result<Document
         }
     };
     let (version, version_string) = if let Some(v) = obj.get("openapi") {
-        let s = version_text(v).ok_or_else(|| structure(source_name, "/openapi", "`openapi` must be a string like \"3.0.3\""))?;
+        let s = version_text(v).ok_or_else(|| {
+            structure(
+                source_name,
+                "/openapi",
+                "`openapi` must be a string like \"3.0.3\"",
+            )
+        })?;
         if s.starts_with("3.0") {
             (SpecVersion::OpenApi30, s)
         } else if s.starts_with("3.1") || s.starts_with("3.2") {
             (SpecVersion::OpenApi31, s)
         } else {
-            return Err(structure(source_name, "/openapi", format!("unsupported OpenAPI version `{s}` (3.0.x and 3.1.x are)")));
+            return Err(structure(
+                source_name,
+                "/openapi",
+                format!("unsupported OpenAPI version `{s}` (3.0.x and 3.1.x are)"),
+            ));
         }
     } else if let Some(v) = obj.get("swagger") {
-        let s = version_text(v).ok_or_else(|| structure(source_name, "/swagger", "`swagger` must be the string \"2.0\""))?;
+        let s = version_text(v).ok_or_else(|| {
+            structure(
+                source_name,
+                "/swagger",
+                "`swagger` must be the string \"2.0\"",
+            )
+        })?;
         if s == "2.0" || s == "2" {
             (SpecVersion::Swagger2, s)
         } else {
-            return Err(structure(source_name, "/swagger", format!("unsupported Swagger version `{s}` (only 2.0 is)")));
+            return Err(structure(
+                source_name,
+                "/swagger",
+                format!("unsupported Swagger version `{s}` (only 2.0 is)"),
+            ));
         }
     } else {
-        return Err(structure(source_name, "", "no `openapi` or `swagger` field: this is not an OpenAPI or Swagger description"));
+        return Err(structure(
+            source_name,
+            "",
+            "no `openapi` or `swagger` field: this is not an OpenAPI or Swagger description",
+        ));
     };
     match obj.get("paths") {
         None if version == SpecVersion::OpenApi31 => {} // 3.1 allows webhooks-only documents
-        None => return Err(structure(source_name, "/paths", "missing `paths` (required in this version)")),
+        None => {
+            return Err(structure(
+                source_name,
+                "/paths",
+                "missing `paths` (required in this version)",
+            ));
+        }
         Some(Value::Object(paths)) => {
             for (p, item) in paths {
-                let ptr = format!("/paths/{}", crate::openapi::resolve::escape_pointer_token(p));
+                let ptr = format!(
+                    "/paths/{}",
+                    crate::openapi::resolve::escape_pointer_token(p)
+                );
                 if !p.starts_with('/') && !p.starts_with("x-") {
-                    return Err(structure(source_name, &ptr, format!("path `{p}` must start with `/`")));
+                    return Err(structure(
+                        source_name,
+                        &ptr,
+                        format!("path `{p}` must start with `/`"),
+                    ));
                 }
                 if !item.is_object() {
-                    return Err(structure(source_name, &ptr, format!("a path item must be an object, found {}", kind(item))));
+                    return Err(structure(
+                        source_name,
+                        &ptr,
+                        format!("a path item must be an object, found {}", kind(item)),
+                    ));
                 }
             }
         }
-        Some(other) => return Err(structure(source_name, "/paths", format!("paths must be an object, found {}", kind(other)))),
+        Some(other) => {
+            return Err(structure(
+                source_name,
+                "/paths",
+                format!("paths must be an object, found {}", kind(other)),
+            ));
+        }
     }
     if let Some(c) = obj.get("components") {
         if !c.is_object() {
-            return Err(structure(source_name, "/components", format!("components must be an object, found {}", kind(c))));
+            return Err(structure(
+                source_name,
+                "/components",
+                format!("components must be an object, found {}", kind(c)),
+            ));
         }
     }
     if let Some(d) = obj.get("definitions") {
         if !d.is_object() {
-            return Err(structure(source_name, "/definitions", format!("definitions must be an object, found {}", kind(d))));
+            return Err(structure(
+                source_name,
+                "/definitions",
+                format!("definitions must be an object, found {}", kind(d)),
+            ));
         }
     }
-    Ok(Document { root, version, version_string, source: source_name.to_string(), size_bytes: size })
+    Ok(Document {
+        root,
+        version,
+        version_string,
+        source: source_name.to_string(),
+        size_bytes: size,
+    })
 }
 
 fn version_text(v: &Value) -> Option<String> {
@@ -247,7 +352,9 @@ fn yaml_to_json(v: serde_yaml::Value, pointer: &str) -> Result<Value, (String, S
                 Value::from(u)
             } else {
                 let f = n.as_f64().unwrap_or(0.0);
-                serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
             }
         }
         serde_yaml::Value::String(s) => Value::String(s),
@@ -268,12 +375,19 @@ fn yaml_to_json(v: serde_yaml::Value, pointer: &str) -> Result<Value, (String, S
                     serde_yaml::Value::Null => "null".to_string(),
                     _ => {
                         return Err((
-                            if pointer.is_empty() { "/".to_string() } else { pointer.to_string() },
+                            if pointer.is_empty() {
+                                "/".to_string()
+                            } else {
+                                pointer.to_string()
+                            },
                             "a mapping key must be a scalar".to_string(),
                         ));
                     }
                 };
-                let child = format!("{pointer}/{}", crate::openapi::resolve::escape_pointer_token(&key));
+                let child = format!(
+                    "{pointer}/{}",
+                    crate::openapi::resolve::escape_pointer_token(&key)
+                );
                 let converted = yaml_to_json(val, &child)?;
                 out.insert(key, converted);
             }
@@ -301,27 +415,39 @@ mod tests {
 
     #[test]
     fn unquoted_swagger_version_is_accepted() {
-        let doc = parse_str("swagger: 2.0\ninfo: {title: t, version: '1'}\npaths: {}\n", "t.yaml").unwrap();
+        let doc = parse_str(
+            "swagger: 2.0\ninfo: {title: t, version: '1'}\npaths: {}\n",
+            "t.yaml",
+        )
+        .unwrap();
         assert_eq!(doc.version, SpecVersion::Swagger2);
     }
 
     #[test]
     fn json_error_has_line_and_column() {
-        let err = parse_str("{\n  \"openapi\": \"3.0.0\",\n  \"paths\": {,}\n}", "bad.json").unwrap_err();
+        let err = parse_str(
+            "{\n  \"openapi\": \"3.0.0\",\n  \"paths\": {,}\n}",
+            "bad.json",
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("line 3"), "{msg}");
     }
 
     #[test]
     fn missing_version_field_is_reported_at_root() {
-        let err = parse_str("{\"paths\": {}}", "x.json").unwrap_err().to_string();
+        let err = parse_str("{\"paths\": {}}", "x.json")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no `openapi` or `swagger` field"), "{err}");
         assert!(err.contains("document root"), "{err}");
     }
 
     #[test]
     fn paths_must_be_object() {
-        let err = parse_str("{\"openapi\": \"3.0.1\", \"paths\": []}", "x.json").unwrap_err().to_string();
+        let err = parse_str("{\"openapi\": \"3.0.1\", \"paths\": []}", "x.json")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("paths must be an object"), "{err}");
         assert!(err.contains("/paths"), "{err}");
     }

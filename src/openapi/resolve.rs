@@ -17,7 +17,11 @@ pub fn escape_pointer_token(token: &str) -> String {
 
 /// Undo [`escape_pointer_token`] (and percent-encoding, which URI fragments may carry).
 pub fn unescape_pointer_token(token: &str) -> String {
-    let decoded = if token.contains('%') { percent_decode(token) } else { token.to_string() };
+    let decoded = if token.contains('%') {
+        percent_decode(token)
+    } else {
+        token.to_string()
+    };
     decoded.replace("~1", "/").replace("~0", "~")
 }
 
@@ -27,7 +31,10 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(b);
                 i += 3;
                 continue;
@@ -97,7 +104,9 @@ pub fn resolve_ref<'a>(root: &'a Value, reference: &str) -> Result<(&'a Value, S
         if seen.len() >= MAX_REF_CHAIN {
             return Err(RefError::TooDeep(reference.to_string()));
         }
-        let frag = current.strip_prefix('#').ok_or_else(|| RefError::External(current.clone()))?;
+        let frag = current
+            .strip_prefix('#')
+            .ok_or_else(|| RefError::External(current.clone()))?;
         let target = get_pointer(root, frag).ok_or_else(|| RefError::Missing {
             reference: reference.to_string(),
             missing: current.clone(),
@@ -135,7 +144,10 @@ pub struct ExpandLimits {
 
 impl Default for ExpandLimits {
     fn default() -> Self {
-        ExpandLimits { max_depth: 64, max_nodes: 200_000 }
+        ExpandLimits {
+            max_depth: 64,
+            max_nodes: 200_000,
+        }
     }
 }
 
@@ -155,11 +167,24 @@ pub struct Expanded {
 /// the same branch is a cycle: it is left as `{"$ref": ..., "x-cycle": true}`. Inlined objects
 /// carry `"x-ref"` with the pointer they came from, so a reader can ask for them by name.
 pub fn expand(root: &Value, v: &Value, limits: ExpandLimits) -> Expanded {
-    let mut st = ExpandState { root, limits, nodes: 0, stack: Vec::new(), cycles: HashSet::new(), errors: Vec::new(), limited: false };
+    let mut st = ExpandState {
+        root,
+        limits,
+        nodes: 0,
+        stack: Vec::new(),
+        cycles: HashSet::new(),
+        errors: Vec::new(),
+        limited: false,
+    };
     let value = st.walk(v, 0);
     let mut cycles: Vec<String> = st.cycles.into_iter().collect();
     cycles.sort();
-    Expanded { value, cycles, errors: st.errors, limited: st.limited }
+    Expanded {
+        value,
+        cycles,
+        errors: st.errors,
+        limited: st.limited,
+    }
 }
 
 struct ExpandState<'a> {
@@ -250,6 +275,160 @@ impl<'a> ExpandState<'a> {
     }
 }
 
+/// A flattened look at one schema: refs followed, `allOf` merged, a lone non-null `anyOf`/`oneOf`
+/// variant unwrapped, `nullable` / `x-nullable` / `type: [.., "null"]` folded into one flag.
+#[derive(Debug, Clone, Default)]
+pub struct SchemaView<'a> {
+    /// JSON types other than `null` (`object`, `array`, `string`, ...); inferred when `type` is absent.
+    pub types: Vec<String>,
+    pub nullable: bool,
+    pub format: Option<&'a str>,
+    /// Properties in declaration order; later `allOf` members override earlier ones.
+    pub properties: Vec<(String, &'a Value)>,
+    pub required: Vec<String>,
+    pub items: Option<&'a Value>,
+    pub enum_values: Option<&'a Vec<Value>>,
+    /// Pointer of the (last) ref followed to get here.
+    pub pointer: Option<String>,
+    /// Variants of an `anyOf`/`oneOf` that could not be reduced to one.
+    pub variants: Vec<&'a Value>,
+    pub description: Option<&'a str>,
+    pub example: Option<&'a Value>,
+}
+
+impl<'a> SchemaView<'a> {
+    pub fn is_object(&self) -> bool {
+        self.types.iter().any(|t| t == "object")
+    }
+    pub fn is_array(&self) -> bool {
+        self.types.iter().any(|t| t == "array")
+    }
+    pub fn has_type(&self, t: &str) -> bool {
+        self.types.iter().any(|x| x == t)
+    }
+    pub fn property(&self, name: &str) -> Option<&'a Value> {
+        self.properties
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// Build a [`SchemaView`] of `schema` (which may be a ref).
+pub fn view<'a>(root: &'a Value, schema: &'a Value) -> SchemaView<'a> {
+    let mut out = SchemaView::default();
+    collect_view(root, schema, &mut out, 0);
+    if out.types.is_empty() {
+        if !out.properties.is_empty() {
+            out.types.push("object".into());
+        } else if out.items.is_some() {
+            out.types.push("array".into());
+        }
+    }
+    out
+}
+
+fn is_null_schema(root: &Value, s: &Value) -> bool {
+    let s = deref_lossy(root, s);
+    matches!(s.get("type"), Some(Value::String(t)) if t == "null")
+        || s.get("enum")
+            .and_then(Value::as_array)
+            .map(|e| e.len() == 1 && e[0].is_null())
+            .unwrap_or(false)
+}
+
+fn collect_view<'a>(root: &'a Value, schema: &'a Value, out: &mut SchemaView<'a>, depth: usize) {
+    if depth > 12 {
+        return;
+    }
+    let (s, at) = match deref(root, schema) {
+        Ok(x) => x,
+        Err(_) => return,
+    };
+    if at.is_some() {
+        out.pointer = at;
+    }
+    let Some(obj) = s.as_object() else { return };
+    match obj.get("type") {
+        Some(Value::String(t)) if t == "null" => out.nullable = true,
+        Some(Value::String(t)) => push_unique(&mut out.types, t),
+        Some(Value::Array(ts)) => {
+            for t in ts.iter().filter_map(Value::as_str) {
+                if t == "null" {
+                    out.nullable = true;
+                } else {
+                    push_unique(&mut out.types, t);
+                }
+            }
+        }
+        _ => {}
+    }
+    if obj.get("nullable").and_then(Value::as_bool) == Some(true)
+        || obj.get("x-nullable").and_then(Value::as_bool) == Some(true)
+    {
+        out.nullable = true;
+    }
+    if let Some(f) = obj.get("format").and_then(Value::as_str) {
+        out.format = Some(f);
+    }
+    if let Some(d) = obj.get("description").and_then(Value::as_str) {
+        out.description.get_or_insert(d);
+    }
+    if let Some(e) = obj.get("example") {
+        out.example.get_or_insert(e);
+    }
+    if let Some(e) = obj.get("enum").and_then(Value::as_array) {
+        out.enum_values = Some(e);
+    }
+    if let Some(items) = obj.get("items") {
+        out.items = Some(items);
+    }
+    if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+        for (k, v) in props {
+            if let Some(slot) = out.properties.iter_mut().find(|(n, _)| n == k) {
+                slot.1 = v;
+            } else {
+                out.properties.push((k.clone(), v));
+            }
+        }
+    }
+    if let Some(req) = obj.get("required").and_then(Value::as_array) {
+        for r in req.iter().filter_map(Value::as_str) {
+            push_unique(&mut out.required, r);
+        }
+    }
+    if let Some(all) = obj.get("allOf").and_then(Value::as_array) {
+        for part in all {
+            collect_view(root, part, out, depth + 1);
+        }
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(vars) = obj.get(key).and_then(Value::as_array) {
+            let non_null: Vec<&Value> = vars.iter().filter(|v| !is_null_schema(root, v)).collect();
+            if non_null.len() < vars.len() {
+                out.nullable = true;
+            }
+            if non_null.len() == 1 {
+                collect_view(root, non_null[0], out, depth + 1);
+            } else {
+                for v in non_null {
+                    let sub = view(root, v);
+                    for t in &sub.types {
+                        push_unique(&mut out.types, t);
+                    }
+                    out.variants.push(v);
+                }
+            }
+        }
+    }
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !v.iter().any(|x| x == s) {
+        v.push(s.to_string());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,9 +456,18 @@ mod tests {
         let (t, at) = resolve_ref(&root, "#/d/a").unwrap();
         assert_eq!(t, &json!({"type": "string"}));
         assert_eq!(at, "#/d/c");
-        assert!(matches!(resolve_ref(&root, "#/d/x"), Err(RefError::Cycle(_))));
-        assert!(matches!(resolve_ref(&root, "other.yaml#/x"), Err(RefError::External(_))));
-        assert!(matches!(resolve_ref(&root, "#/d/nope"), Err(RefError::Missing { .. })));
+        assert!(matches!(
+            resolve_ref(&root, "#/d/x"),
+            Err(RefError::Cycle(_))
+        ));
+        assert!(matches!(
+            resolve_ref(&root, "other.yaml#/x"),
+            Err(RefError::External(_))
+        ));
+        assert!(matches!(
+            resolve_ref(&root, "#/d/nope"),
+            Err(RefError::Missing { .. })
+        ));
     }
 
     #[test]

@@ -466,6 +466,10 @@ pub async fn execute(id: ScenarioId, imp: &LoadedImpl, opts: &SuiteOptions) -> S
         &good
     };
     let mut config = base_config(&mock.base_url(), creds, &params, opts, &plan.streams);
+    if imp.manifest.auth.kind == "oauth2" {
+        // The manifest may name the provider's real token endpoint; the config points it at the mock.
+        config["token_url"] = json!(format!("{}{}", mock.base_url(), imp.manifest.auth.token_path()));
+    }
     for (key, value) in &plan.retry_overrides {
         config["retry"][*key] = value.clone();
     }

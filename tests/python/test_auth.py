@@ -129,6 +129,21 @@ class OAuth2Test(helpers.ServerCase, unittest.TestCase):
         for secret in ("shh-secret", "at-1-xyz"):
             self.assertNotIn(secret, run.err_text + run.out_text)
 
+    def test_config_token_url_overrides_an_absolute_manifest_url(self):
+        # The manifest names the provider's real endpoint; the config redirects it (spec tests do).
+        api = OAuth2Server(self)
+        connector = self.connector(helpers.manifest(
+            [helpers.stream(name="a", path="/a")],
+            auth={"type": "oauth2", "flow": "client_credentials",
+                  "token_url": "https://auth.provider.invalid/oauth/token"}))
+        run = helpers.run_cli(connector, helpers.base_config(
+            api.server.url, credentials=self.CREDS, token_url=api.server.url + "/oauth/token"))
+        self.assertEqual(run.code, 0, run.err_text)
+        self.assertEqual(len(api.token_requests()), 1)
+        bad = helpers.run_cli(connector, helpers.base_config(
+            api.server.url, credentials=self.CREDS, token_url="ftp://nope"))
+        self.assertEqual(bad.error["code"], "VALIDATION_ERROR")
+
     def make_auth(self, api, clock, credentials, grant):
         redactor = Redactor()
         transport = Transport()

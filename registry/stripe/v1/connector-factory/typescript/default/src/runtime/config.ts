@@ -76,6 +76,7 @@ export class Settings {
   readonly baseUrl: string;
   readonly params: Record<string, unknown>;
   readonly startDate: string | null;
+  readonly tokenUrl: string | null;
   readonly pageSize: number | null;
   readonly timeoutSeconds: number;
   readonly retry: RetryPolicy;
@@ -100,6 +101,13 @@ export class Settings {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
 
     this.params = objectOf(config, "params");
+
+    // Overrides the manifest's oauth2 token_url (a test harness points it at its mock).
+    const tokenUrl = getKey(config, "token_url");
+    if (tokenUrl !== null && !(typeof tokenUrl === "string" && (tokenUrl.startsWith("http://") || tokenUrl.startsWith("https://")))) {
+      throw invalid(`token_url must be an http(s) URL, got ${repr(tokenUrl)}`);
+    }
+    this.tokenUrl = tokenUrl as string | null;
 
     const startDate = getKey(config, "start_date");
     if (startDate !== null && parseIso8601(startDate) === null) {

@@ -73,6 +73,12 @@ class Settings:
 
         self.params = _object(config, "params")
 
+        # Overrides the manifest's oauth2 token_url (a test harness points it at its mock).
+        self.token_url = config.get("token_url")
+        if self.token_url is not None and not (isinstance(self.token_url, str)
+                                               and self.token_url.startswith(("http://", "https://"))):
+            raise invalid("token_url must be an http(s) URL, got %r" % (self.token_url,))
+
         self.start_date = config.get("start_date")
         if self.start_date is not None and parse_iso8601(self.start_date) is None:
             raise invalid("start_date must be an ISO 8601 timestamp, got %r" % (self.start_date,))

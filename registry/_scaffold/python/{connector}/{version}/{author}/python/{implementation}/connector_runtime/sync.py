@@ -63,7 +63,10 @@ class Runtime:
         breaker = CircuitBreaker(settings.failure_threshold, settings.reset_seconds, clock)
         self.client = ApiClient(transport, self.pipeline, settings.retry, breaker, clock,
                                 settings.timeout_seconds, rng=rng or random.Random())
-        self.auth = build_auth(manifest.auth, settings.credentials, settings.base_url,
+        auth_spec = dict(manifest.auth)
+        if settings.token_url:
+            auth_spec["token_url"] = settings.token_url
+        self.auth = build_auth(auth_spec, settings.credentials, settings.base_url,
                                redactor=redactor, send_token_request=self.client.send_plain,
                                clock=clock, logger=logger)
         self.client.auth = self.auth

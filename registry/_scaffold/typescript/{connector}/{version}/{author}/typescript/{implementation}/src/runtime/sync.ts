@@ -94,7 +94,8 @@ export class Runtime {
     const transport = options.transport ?? new FetchTransport();
     const breaker = new CircuitBreaker(settings.failureThreshold, settings.resetSeconds, clock);
     this.client = new ApiClient(transport, this.pipeline, settings.retry, breaker, clock, settings.timeoutSeconds, options.rng);
-    this.auth = buildAuth(manifest.auth, settings.credentials, settings.baseUrl, {
+    const authSpec = settings.tokenUrl ? { ...manifest.auth, token_url: settings.tokenUrl } : manifest.auth;
+    this.auth = buildAuth(authSpec, settings.credentials, settings.baseUrl, {
       redactor,
       sendTokenRequest: (request) => this.client.sendPlain(request),
       clock,

@@ -1,0 +1,190 @@
+//! OpenAPI toolkit benchmark (run with `cargo bench --bench openapi`, release profile).
+//!
+//! On GitHub's REST description (fetched by `.ci/fetch-fixtures.sh`):
+//! - load + index time, against a plain `serde_json::from_slice` of the same bytes (the peer);
+//! - latency of each query kind;
+//! - the bytes of the query answers an agent needs to build a 5-stream connector, as a fraction
+//!   of the document's size (target < 2 %);
+//! - when `.cache/dlt-venv` exists (made by `.ci/compare-dlt.sh`), the wall time of
+//!   `dlt-init-openapi` on the same file, as a second peer.
+
+use connector_factory::openapi::query::{self, Budget, Format, ListFilter};
+use connector_factory::openapi::{Spec, detect};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut times = Vec::with_capacity(runs);
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let out = f();
+        times.push(t.elapsed());
+        last = Some(out);
+    }
+    (median(times), last.unwrap())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join(".cache/fixtures/github/api.github.com.json");
+    if !path.exists() {
+        println!(
+            "SKIPPED: {} is missing; run .ci/fetch-fixtures.sh",
+            path.display()
+        );
+        return;
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    let size = bytes.len();
+    println!(
+        "GitHub REST description: {} bytes ({:.1} MB)",
+        size,
+        size as f64 / 1e6
+    );
+
+    let (peer, _) = time(7, || {
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    });
+    let (load, spec) = time(7, || {
+        Spec::from_bytes(&bytes, "api.github.com.json").unwrap()
+    });
+    let (from_file, _) = time(3, || Spec::load(path.to_str().unwrap()).unwrap());
+    println!(
+        "load + index (bytes in memory):  {}  ({} operations, {} schemas)",
+        ms(load),
+        spec.index.operations.len(),
+        spec.index.schema_names.len()
+    );
+    println!("load + index (from the file):    {}", ms(from_file));
+    println!(
+        "peer serde_json::from_slice:     {}  (ratio load+index / parse = {:.2})",
+        ms(peer),
+        load.as_secs_f64() / peer.as_secs_f64()
+    );
+
+    let b = Budget::new(query::DEFAULT_BUDGET, Format::Text);
+    let (t_list, list) = time(20, || {
+        query::list_operations(
+            &spec,
+            &ListFilter {
+                tag: Some("issues".into()),
+                ..Default::default()
+            },
+            b,
+        )
+    });
+    let (t_list_col, _) = time(5, || {
+        query::list_operations(
+            &spec,
+            &ListFilter {
+                collections_only: true,
+                ..Default::default()
+            },
+            b,
+        )
+    });
+    let (t_show, show) = time(20, || {
+        query::show_operation(&spec, "issues/list-for-repo", b).unwrap()
+    });
+    let (t_show_big, _) = time(20, || query::show_operation(&spec, "repos/get", b).unwrap());
+    let (t_schema, _) = time(20, || query::show_schema(&spec, "repository", b).unwrap());
+    let (t_summary, _) = time(5, || query::summary(&spec, b));
+    let (t_rank, ranked) = time(5, || detect::rank_streams(&spec));
+    println!("query latency (median, budget {} B):", b.bytes);
+    println!(
+        "  list --tag issues              {}  ({} B)",
+        ms(t_list),
+        list.rendered.len()
+    );
+    println!("  list --collections (all)       {}", ms(t_list_col));
+    println!(
+        "  show issues/list-for-repo      {}  ({} B)",
+        ms(t_show),
+        show.rendered.len()
+    );
+    println!("  show repos/get                 {}", ms(t_show_big));
+    println!("  schema repository              {}", ms(t_schema));
+    println!("  summary                        {}", ms(t_summary));
+    println!(
+        "  detect: rank all streams       {}  ({} collection endpoints)",
+        ms(t_rank),
+        ranked.len()
+    );
+
+    // What an agent reads to build a 5-stream connector: the summary (auth, base URL, tags,
+    // suggested streams), one filtered list of collection endpoints, and each chosen operation.
+    let picked = detect::pick_streams(&spec, 5);
+    let mut answers = vec![
+        (
+            "summary".to_string(),
+            query::summary(&spec, b).rendered.len(),
+        ),
+        (
+            "list --collections --limit 50".to_string(),
+            query::list_operations(
+                &spec,
+                &ListFilter {
+                    collections_only: true,
+                    limit: Some(50),
+                    ..Default::default()
+                },
+                b,
+            )
+            .rendered
+            .len(),
+        ),
+    ];
+    for s in &picked {
+        let key = format!("GET {}", s.collection.value.path);
+        let a = query::show_operation(&spec, &key, b).unwrap();
+        answers.push((format!("show {key}"), a.rendered.len()));
+    }
+    let total: usize = answers.iter().map(|(_, n)| n).sum();
+    println!("answers for a 5-stream connector:");
+    for (q, n) in &answers {
+        println!("  {q:<52} {n:>6} B");
+    }
+    println!(
+        "  total {total} B = {:.3} % of the document (target < 2 %)",
+        total as f64 * 100.0 / size as f64
+    );
+
+    let dlt = root.join(".cache/dlt-venv/bin/dlt-init-openapi");
+    if dlt.exists() {
+        let out = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let status = std::process::Command::new(&dlt)
+            .arg("github")
+            .arg("--path")
+            .arg(&path)
+            .arg("--output-path")
+            .arg(out.path().join("github"))
+            .arg("--no-interactive")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let took = t.elapsed();
+        match status {
+            Ok(s) => println!(
+                "peer dlt-init-openapi (whole generator, same file): {:.2} s, exit {:?}; our load+index+rank = {}",
+                took.as_secs_f64(),
+                s.code(),
+                ms(load + t_rank)
+            ),
+            Err(e) => println!("peer dlt-init-openapi could not run: {e}"),
+        }
+    } else {
+        println!("peer dlt-init-openapi: not installed (run .ci/compare-dlt.sh first)");
+    }
+}

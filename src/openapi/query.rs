@@ -1,0 +1,1233 @@
+//! Bounded queries over a loaded description: list operations, show one operation, show one
+//! schema, summarise the whole API. Each answer is a JSON value that fits a byte budget when
+//! rendered (as compact JSON or as text) and carries a `truncated` list saying what was cut and
+//! where, so an agent knows to ask a narrower question.
+
+use super::Spec;
+use super::detect;
+use super::resolve::{deref, deref_lossy, ref_of, view};
+use serde_json::{Map, Value, json};
+
+/// Default answer budget in bytes.
+pub const DEFAULT_BUDGET: usize = 6144;
+/// Smallest budget accepted (smaller ones are raised to it).
+pub const MIN_BUDGET: usize = 256;
+
+/// How an answer is rendered (and so measured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Size limits of one answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub bytes: usize,
+    pub format: Format,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            bytes: DEFAULT_BUDGET,
+            format: Format::Text,
+        }
+    }
+}
+
+impl Budget {
+    pub fn new(bytes: usize, format: Format) -> Budget {
+        Budget {
+            bytes: bytes.max(MIN_BUDGET),
+            format,
+        }
+    }
+}
+
+/// An answer: the value, and its rendering within the budget.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub value: Value,
+    pub rendered: String,
+    /// Notes about what was cut (also inside `value["truncated"]`).
+    pub truncated: Vec<String>,
+}
+
+impl Answer {
+    fn finish(
+        mut value: Value,
+        mut notes: Vec<String>,
+        budget: Budget,
+        render: fn(&Value) -> String,
+    ) -> Answer {
+        if !notes.is_empty() {
+            value["truncated"] = json!(notes);
+        }
+        let mut rendered = render(&value);
+        if rendered.len() > budget.bytes {
+            // Still too large: cut the whole answer with the generic fitter.
+            let (v, more) = fit(&value, budget.bytes, render, "");
+            notes.extend(more);
+            value = v;
+            value["truncated"] = json!(notes);
+            rendered = render(&value);
+            if rendered.len() > budget.bytes {
+                let note = format!(
+                    "answer cut at byte {} of {}",
+                    budget.bytes.saturating_sub(80),
+                    rendered.len()
+                );
+                let mut cut = budget.bytes.saturating_sub(80);
+                while !rendered.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                rendered.truncate(cut);
+                rendered.push_str(&format!("\n[truncated: {note}]"));
+                notes.push(note);
+            }
+        }
+        Answer {
+            value,
+            rendered,
+            truncated: notes,
+        }
+    }
+}
+
+fn renderer(format: Format) -> fn(&Value) -> String {
+    match format {
+        Format::Json => |v| serde_json::to_string(v).unwrap_or_default(),
+        Format::Text => render_text,
+    }
+}
+
+// ---------------------------------------------------------------- compact schemas
+
+/// Keep the structural part of a schema: type, format, enum, required, properties, items,
+/// variants, and short descriptions near the top. Refs are inlined with their pointer kept in
+/// `ref`; a ref already open further up is left as `{ "ref": ..., "cycle": true }`.
+pub fn compact_schema(spec: &Spec, schema: &Value, max_depth: usize) -> Value {
+    let mut stack = Vec::new();
+    let mut nodes = 0usize;
+    compact_inner(spec, schema, 0, max_depth, &mut stack, &mut nodes)
+}
+
+const MAX_COMPACT_NODES: usize = 20_000;
+
+fn short(s: &str, n: usize) -> String {
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.chars().count() <= n {
+        s
+    } else {
+        let mut out: String = s.chars().take(n).collect();
+        out.push('…');
+        out
+    }
+}
+
+fn compact_inner(
+    spec: &Spec,
+    schema: &Value,
+    depth: usize,
+    max_depth: usize,
+    stack: &mut Vec<String>,
+    nodes: &mut usize,
+) -> Value {
+    let root = &spec.doc.root;
+    *nodes += 1;
+    let mut out = Map::new();
+    let mut pushed = false;
+    let mut current = schema;
+    if let Some(r) = ref_of(schema) {
+        match deref(root, schema) {
+            Ok((t, Some(at))) => {
+                if stack.contains(&at) {
+                    return json!({"ref": at, "cycle": true});
+                }
+                out.insert("ref".into(), Value::String(at.clone()));
+                if depth >= max_depth || *nodes > MAX_COMPACT_NODES {
+                    out.insert("more".into(), Value::String("not expanded".into()));
+                    return Value::Object(out);
+                }
+                stack.push(at);
+                pushed = true;
+                current = t;
+            }
+            Ok((t, None)) => current = t,
+            Err(e) => return json!({"ref": r, "error": e.to_string()}),
+        }
+    }
+    let v = view(root, current);
+    let mut types: Vec<Value> = v.types.iter().map(|t| Value::String(t.clone())).collect();
+    if v.nullable {
+        types.push(Value::String("null".into()));
+    }
+    match types.len() {
+        0 => {}
+        1 => {
+            out.insert("type".into(), types.pop().unwrap_or(Value::Null));
+        }
+        _ => {
+            out.insert("type".into(), Value::Array(types));
+        }
+    }
+    if let Some(f) = v.format {
+        out.insert("format".into(), Value::String(f.into()));
+    }
+    if let Some(e) = v.enum_values {
+        let mut vals: Vec<Value> = e.iter().take(12).cloned().collect();
+        if e.len() > 12 {
+            vals.push(Value::String(format!("… {} more", e.len() - 12)));
+        }
+        out.insert("enum".into(), Value::Array(vals));
+    }
+    if depth <= 1 {
+        if let Some(d) = v.description.filter(|d| !d.trim().is_empty()) {
+            out.insert(
+                "description".into(),
+                Value::String(short(d, if depth == 0 { 200 } else { 90 })),
+            );
+        }
+    }
+    if depth >= max_depth || *nodes > MAX_COMPACT_NODES {
+        if !v.properties.is_empty() {
+            out.insert(
+                "more".into(),
+                Value::String(format!("{} properties not expanded", v.properties.len())),
+            );
+        }
+    } else {
+        if !v.required.is_empty() && !v.properties.is_empty() {
+            out.insert("required".into(), json!(v.required));
+        }
+        if !v.properties.is_empty() {
+            let mut props = Map::new();
+            for (name, s) in &v.properties {
+                props.insert(
+                    name.clone(),
+                    compact_inner(spec, s, depth + 1, max_depth, stack, nodes),
+                );
+            }
+            out.insert("properties".into(), Value::Object(props));
+        }
+        if let Some(items) = v.items {
+            out.insert(
+                "items".into(),
+                compact_inner(spec, items, depth + 1, max_depth, stack, nodes),
+            );
+        }
+        if !v.variants.is_empty() {
+            let vars: Vec<Value> = v
+                .variants
+                .iter()
+                .map(|s| compact_inner(spec, s, depth + 1, max_depth, stack, nodes))
+                .collect();
+            out.insert("oneOf".into(), Value::Array(vars));
+        }
+    }
+    if pushed {
+        stack.pop();
+    }
+    Value::Object(out)
+}
+
+/// One-line type of a schema (`integer`, `string enum[open,closed]`, `array of #/…/issue`).
+pub fn type_line(spec: &Spec, schema: &Value) -> String {
+    let root = &spec.doc.root;
+    let v = view(root, schema);
+    let mut t = if v.types.is_empty() {
+        "any".to_string()
+    } else {
+        v.types.join("|")
+    };
+    if let Some(f) = v.format {
+        t.push_str(&format!("({f})"));
+    }
+    if v.is_array() {
+        if let Some(items) = v.items {
+            let iv = view(root, items);
+            let inner = iv.pointer.clone().unwrap_or_else(|| {
+                if iv.types.is_empty() {
+                    "any".into()
+                } else {
+                    iv.types.join("|")
+                }
+            });
+            t = format!("array of {inner}");
+        }
+    } else if let Some(p) = v.pointer.as_ref().filter(|_| v.is_object()) {
+        t = format!("object {p}");
+    }
+    if v.nullable {
+        t.push_str("|null");
+    }
+    if let Some(e) = v.enum_values {
+        let vals: Vec<String> = e
+            .iter()
+            .take(8)
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .collect();
+        t.push_str(&format!(
+            " enum[{}{}]",
+            vals.join(","),
+            if e.len() > 8 { ",…" } else { "" }
+        ));
+    }
+    let raw = deref_lossy(root, schema);
+    if let Some(d) = raw.get("default") {
+        t.push_str(&format!(" default {}", d));
+    }
+    if let Some(m) = raw.get("maximum") {
+        t.push_str(&format!(" max {}", m));
+    }
+    t
+}
+
+// ---------------------------------------------------------------- fitting
+
+/// Cut `value` until `render(value)` fits `budget` bytes. Strings are shortened first, then deep
+/// containers are replaced by a one-line summary, then long lists and objects lose their tails.
+/// Returns the cut value and notes naming the JSON pointers (relative to `base`) that were cut.
+pub fn fit(
+    value: &Value,
+    budget: usize,
+    render: fn(&Value) -> String,
+    base: &str,
+) -> (Value, Vec<String>) {
+    if render(value).len() <= budget {
+        return (value.clone(), Vec::new());
+    }
+    let mut notes = Vec::new();
+    let mut v = value.clone();
+    for n in [160usize, 80, 40] {
+        cut_strings(&mut v, n);
+        if render(&v).len() <= budget {
+            notes.push(format!("{}texts shortened to {n} characters", label(base)));
+            return (v, notes);
+        }
+    }
+    notes.push(format!("{}texts shortened to 40 characters", label(base)));
+    let total_depth = level_depth(&v) + 1;
+    let mut best: Option<(Value, Vec<String>, usize)> = None;
+    for d in (1..total_depth).rev() {
+        let mut cut_at = Vec::new();
+        let candidate = limit_depth(&v, d, 0, base, &mut cut_at);
+        if render(&candidate).len() <= budget {
+            best = Some((candidate, cut_at, d));
+            break;
+        }
+        if d == 1 {
+            best = Some((candidate, cut_at, d));
+        }
+    }
+    if let Some((candidate, cut_at, depth)) = best {
+        v = candidate;
+        if !cut_at.is_empty() {
+            let shown: Vec<&String> = cut_at.iter().take(6).collect();
+            let more = if cut_at.len() > 6 {
+                format!(" and {} more", cut_at.len() - 6)
+            } else {
+                String::new()
+            };
+            notes.push(format!(
+                "{}nested parts below depth {depth} replaced by summaries at {}{more}",
+                label(base),
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    if render(&v).len() <= budget {
+        return (v, notes);
+    }
+    for w in [40usize, 20, 10, 5, 2, 1] {
+        let mut cut_at = Vec::new();
+        let candidate = limit_width(&v, w, base, &mut cut_at);
+        if render(&candidate).len() <= budget || w == 1 {
+            v = candidate;
+            let shown: Vec<&String> = cut_at.iter().take(6).collect();
+            notes.push(format!(
+                "{}lists and objects cut to their first {w} entries at {}{}",
+                label(base),
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if cut_at.len() > 6 {
+                    format!(" and {} more", cut_at.len() - 6)
+                } else {
+                    String::new()
+                }
+            ));
+            break;
+        }
+    }
+    (v, notes)
+}
+
+fn label(base: &str) -> String {
+    if base.is_empty() {
+        String::new()
+    } else {
+        format!("{base}: ")
+    }
+}
+
+fn cut_strings(v: &mut Value, n: usize) {
+    match v {
+        Value::String(s) => {
+            if s.chars().count() > n && !s.starts_with("#/") {
+                let mut t: String = s.chars().take(n).collect();
+                t.push('…');
+                *s = t;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| cut_strings(x, n)),
+        Value::Object(m) => m.values_mut().for_each(|x| cut_strings(x, n)),
+        _ => {}
+    }
+}
+
+/// Nesting depth where `properties`, `items` and `oneOf` levels do not count, so a schema's
+/// top-level properties are all at depth 1.
+fn level_depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(level_depth).max().unwrap_or(0),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, c)| level_depth(c) + usize::from(!is_transparent(k)))
+            .max()
+            .unwrap_or(0)
+            .max(1),
+        _ => 0,
+    }
+}
+
+fn is_transparent(key: &str) -> bool {
+    matches!(key, "properties" | "items" | "oneOf")
+}
+
+fn depth_of(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth_of).max().unwrap_or(0),
+        Value::Object(m) => 1 + m.values().map(depth_of).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn summary_of(v: &Value) -> String {
+    match v {
+        Value::Object(m) if m.contains_key("type") || m.contains_key("ref") => {
+            let mut out = String::from("…");
+            match m.get("type") {
+                Some(Value::String(t)) => out.push_str(t),
+                Some(Value::Array(ts)) => {
+                    out.push_str(&ts.iter().map(scalar_text).collect::<Vec<_>>().join("|"))
+                }
+                _ => {}
+            }
+            if let Some(f) = m.get("format").and_then(Value::as_str) {
+                out.push_str(&format!("({f})"));
+            }
+            if let Some(r) = m.get("ref").and_then(Value::as_str) {
+                out.push_str(&format!(" {r}"));
+            }
+            if let Some(p) = m.get("properties").and_then(Value::as_object) {
+                out.push_str(&format!(" ({} properties)", p.len()));
+            }
+            if let Some(items) = m.get("items") {
+                out.push_str(&format!(
+                    " of {}",
+                    summary_of(items).trim_start_matches('…')
+                ));
+            }
+            out
+        }
+        Value::Object(m) => {
+            let what = m
+                .get("ref")
+                .and_then(Value::as_str)
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default();
+            let props = m
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|p| p.len());
+            match props {
+                Some(n) => format!("…{what} ({n} properties)"),
+                None => format!("…{what} ({} keys)", m.len()),
+            }
+        }
+        Value::Array(a) => format!("… ({} items)", a.len()),
+        _ => "…".into(),
+    }
+}
+
+/// Path of a child in notes: `properties` levels are skipped, `items` shows as `[]`.
+fn child_path(at: &str, key: &str) -> String {
+    match key {
+        "properties" => at.to_string(),
+        "items" => format!("{at}[]"),
+        _ if at.is_empty() => key.to_string(),
+        _ => format!("{at}.{key}"),
+    }
+}
+
+fn limit_depth(v: &Value, max: usize, depth: usize, at: &str, cut: &mut Vec<String>) -> Value {
+    match v {
+        Value::Object(m) => {
+            if depth >= max
+                && !m.is_empty()
+                && !(m.len() == 1 && m.keys().all(|k| is_transparent(k)))
+            {
+                // keep small leaf-like objects (a type and a format) as they are
+                if depth_of(v) <= 1 && m.len() <= 3 {
+                    return v.clone();
+                }
+                cut.push(if at.is_empty() {
+                    "(top)".into()
+                } else {
+                    at.to_string()
+                });
+                return Value::String(summary_of(v));
+            }
+            let mut out = Map::new();
+            for (k, c) in m {
+                let d = if is_transparent(k) { depth } else { depth + 1 };
+                out.insert(k.clone(), limit_depth(c, max, d, &child_path(at, k), cut));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => {
+            if depth >= max && !a.is_empty() && depth_of(v) > 1 {
+                cut.push(if at.is_empty() {
+                    "(top)".into()
+                } else {
+                    at.to_string()
+                });
+                return Value::String(summary_of(v));
+            }
+            Value::Array(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, c)| limit_depth(c, max, depth + 1, &format!("{at}[{i}]"), cut))
+                    .collect(),
+            )
+        }
+        other => other.clone(),
+    }
+}
+
+fn limit_width(v: &Value, w: usize, at: &str, cut: &mut Vec<String>) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            let top = at.is_empty()
+                || !at.contains(['.', '['])
+                    && at.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && m.contains_key("truncated");
+            for (i, (k, c)) in m.iter().enumerate() {
+                if i >= w && k != "truncated" && !top {
+                    if i == w {
+                        cut.push(if at.is_empty() {
+                            "(top)".into()
+                        } else {
+                            at.to_string()
+                        });
+                        out.insert(
+                            "…".into(),
+                            Value::String(format!("{} more keys", m.len() - w)),
+                        );
+                    }
+                    continue;
+                }
+                out.insert(k.clone(), limit_width(c, w, &child_path(at, k), cut));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => {
+            let mut out: Vec<Value> = a
+                .iter()
+                .take(w)
+                .enumerate()
+                .map(|(i, c)| limit_width(c, w, &format!("{at}[{i}]"), cut))
+                .collect();
+            if a.len() > w {
+                cut.push(if at.is_empty() {
+                    "(top)".into()
+                } else {
+                    at.to_string()
+                });
+                out.push(Value::String(format!("… {} more", a.len() - w)));
+            }
+            Value::Array(out)
+        }
+        other => other.clone(),
+    }
+}
+
+// ---------------------------------------------------------------- text rendering
+
+/// Render an answer as indented text: `key: value` lines, lists as `- item`, schemas (objects
+/// with `type`/`properties`) in a compact type notation.
+pub fn render_text(v: &Value) -> String {
+    let mut out = String::new();
+    text_value(v, 0, &mut out);
+    out
+}
+
+fn is_schema_like(m: &Map<String, Value>) -> bool {
+    m.contains_key("type")
+        && (m.contains_key("properties") || m.contains_key("items") || m.len() <= 4)
+        || m.contains_key("ref")
+            && (m.contains_key("cycle") || m.contains_key("more") || m.contains_key("type"))
+        || m.contains_key("oneOf")
+}
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn text_value(v: &Value, indent: usize, out: &mut String) {
+    let pad = "  ".repeat(indent);
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m {
+                match c {
+                    Value::Object(cm) if is_schema_like(cm) => {
+                        out.push_str(&format!("{pad}{k}: "));
+                        schema_text(c, indent, out);
+                        out.push('\n');
+                    }
+                    Value::Object(cm) if cm.is_empty() => {
+                        out.push_str(&format!("{pad}{k}: {{}}\n"))
+                    }
+                    Value::Object(_) => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        text_value(c, indent + 1, out);
+                    }
+                    Value::Array(a) if a.is_empty() => out.push_str(&format!("{pad}{k}: []\n")),
+                    Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
+                        let items: Vec<String> = a.iter().map(scalar_text).collect();
+                        let joined = items.join(", ");
+                        if joined.len() < 100 {
+                            out.push_str(&format!("{pad}{k}: [{joined}]\n"));
+                        } else {
+                            out.push_str(&format!("{pad}{k}:\n"));
+                            for i in items {
+                                out.push_str(&format!("{pad}  - {i}\n"));
+                            }
+                        }
+                    }
+                    Value::Array(a) => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        for item in a {
+                            list_item(item, indent + 1, out);
+                        }
+                    }
+                    other => out.push_str(&format!("{pad}{k}: {}\n", scalar_text(other))),
+                }
+            }
+        }
+        Value::Array(a) => {
+            for item in a {
+                list_item(item, indent, out);
+            }
+        }
+        other => {
+            out.push_str(&pad);
+            out.push_str(&scalar_text(other));
+            out.push('\n');
+        }
+    }
+}
+
+fn list_item(item: &Value, indent: usize, out: &mut String) {
+    let pad = "  ".repeat(indent);
+    match item {
+        Value::Object(m) if is_schema_like(m) => {
+            out.push_str(&format!("{pad}- "));
+            schema_text(item, indent + 1, out);
+            out.push('\n');
+        }
+        Value::Object(m) => {
+            // first key on the dash line, the rest indented under it
+            let mut first = true;
+            for (k, c) in m {
+                let mut one = Map::new();
+                one.insert(k.clone(), c.clone());
+                let mut s = String::new();
+                text_value(&Value::Object(one), indent + 1, &mut s);
+                if first {
+                    out.push_str(&format!("{pad}- {}", s.trim_start()));
+                    first = false;
+                } else {
+                    out.push_str(&s);
+                }
+            }
+            if first {
+                out.push_str(&format!("{pad}- {{}}\n"));
+            }
+        }
+        Value::Array(_) => {
+            out.push_str(&format!("{pad}-\n"));
+            text_value(item, indent + 1, out);
+        }
+        other => out.push_str(&format!("{pad}- {}\n", scalar_text(other))),
+    }
+}
+
+/// Compact type notation for a compact schema value: `object #/…/issue {id*: integer, …}`.
+fn schema_text(v: &Value, indent: usize, out: &mut String) {
+    let pad = "  ".repeat(indent + 1);
+    let Value::Object(m) = v else {
+        out.push_str(&scalar_text(v));
+        return;
+    };
+    let ty = match m.get("type") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) => a.iter().map(scalar_text).collect::<Vec<_>>().join("|"),
+        _ => String::new(),
+    };
+    let mut head = ty.clone();
+    if let Some(f) = m.get("format").and_then(Value::as_str) {
+        head.push_str(&format!("({f})"));
+    }
+    if let Some(r) = m.get("ref").and_then(Value::as_str) {
+        head = if head.is_empty() {
+            r.to_string()
+        } else {
+            format!("{head} {r}")
+        };
+    }
+    if m.get("cycle").and_then(Value::as_bool) == Some(true) {
+        head.push_str(" (recursive, see above)");
+    }
+    if let Some(more) = m.get("more").and_then(Value::as_str) {
+        head.push_str(&format!(" ({more})"));
+    }
+    if let Some(e) = m.get("enum").and_then(Value::as_array) {
+        head.push_str(&format!(
+            " enum[{}]",
+            e.iter().map(scalar_text).collect::<Vec<_>>().join(",")
+        ));
+    }
+    if let Some(d) = m.get("description").and_then(Value::as_str) {
+        head.push_str(&format!("  // {d}"));
+    }
+    if head.is_empty() {
+        head.push_str("any");
+    }
+    out.push_str(head.trim_start());
+    if let Some(items) = m.get("items") {
+        out.push_str(" of ");
+        schema_text(items, indent, out);
+    }
+    if let Some(props) = m.get("properties") {
+        match props {
+            Value::Object(p) => {
+                let req: Vec<&str> = m
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                out.push_str(" {\n");
+                for (k, c) in p {
+                    let star = if req.contains(&k.as_str()) { "*" } else { "" };
+                    out.push_str(&format!("{pad}{k}{star}: "));
+                    schema_text(c, indent + 1, out);
+                    out.push('\n');
+                }
+                out.push_str(&"  ".repeat(indent));
+                out.push('}');
+            }
+            other => out.push_str(&format!(" {{{}}}", scalar_text(other))),
+        }
+    }
+    if let Some(Value::Array(vars)) = m.get("oneOf") {
+        out.push_str(" one of:");
+        for var in vars {
+            out.push_str(&format!("\n{pad}| "));
+            schema_text(var, indent + 1, out);
+        }
+    }
+    for (k, c) in m {
+        if !matches!(
+            k.as_str(),
+            "type"
+                | "format"
+                | "ref"
+                | "cycle"
+                | "more"
+                | "enum"
+                | "description"
+                | "items"
+                | "properties"
+                | "required"
+                | "oneOf"
+        ) {
+            out.push_str(&format!(" {k}={}", scalar_text(c)));
+        }
+    }
+}
+
+// ---------------------------------------------------------------- list
+
+/// Filters for [`list_operations`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only operations with this tag (case-insensitive).
+    pub tag: Option<String>,
+    /// Only this method (case-insensitive).
+    pub method: Option<String>,
+    /// Only paths containing this text (case-insensitive).
+    pub path_contains: Option<String>,
+    /// Only collection (list) endpoints.
+    pub collections_only: bool,
+    /// At most this many (default 50).
+    pub limit: Option<usize>,
+}
+
+/// List operations matching the filter.
+pub fn list_operations(spec: &Spec, filter: &ListFilter, budget: Budget) -> Answer {
+    let render = renderer(budget.format);
+    let limit = filter.limit.unwrap_or(50);
+    let tag = filter.tag.as_ref().map(|t| t.to_ascii_lowercase());
+    let method = filter.method.as_ref().map(|m| m.to_ascii_uppercase());
+    let needle = filter
+        .path_contains
+        .as_ref()
+        .map(|p| p.to_ascii_lowercase());
+    let mut matched = Vec::new();
+    for (i, op) in spec.index.operations.iter().enumerate() {
+        if let Some(t) = &tag {
+            if !op.tags.iter().any(|x| x.to_ascii_lowercase() == *t) {
+                continue;
+            }
+        }
+        if let Some(m) = &method {
+            if &op.method != m {
+                continue;
+            }
+        }
+        if let Some(n) = &needle {
+            if !op.path.to_ascii_lowercase().contains(n.as_str()) {
+                continue;
+            }
+        }
+        let col = if filter.collections_only {
+            match detect::collection(spec, i) {
+                Some(c) => Some(c),
+                None => continue,
+            }
+        } else {
+            None
+        };
+        matched.push((i, col));
+    }
+    let total = matched.len();
+    let mut entries = Vec::new();
+    let mut notes = Vec::new();
+    let mut used = 64;
+    for (n, (i, col)) in matched.iter().enumerate() {
+        if n >= limit {
+            notes.push(format!(
+                "showing {limit} of {total} matches (limit); narrow the filter or raise the limit"
+            ));
+            break;
+        }
+        let op = spec.op(*i);
+        let mut e = Map::new();
+        e.insert("op".into(), Value::String(op.key()));
+        if let Some(id) = &op.operation_id {
+            e.insert("id".into(), Value::String(id.clone()));
+        }
+        if !op.tags.is_empty() {
+            e.insert("tags".into(), json!(op.tags));
+        }
+        if let Some(s) = &op.summary {
+            e.insert("summary".into(), Value::String(short(s, 80)));
+        }
+        if op.deprecated {
+            e.insert("deprecated".into(), Value::Bool(true));
+        }
+        if let Some(c) = col {
+            e.insert(
+                "records".into(),
+                Value::String(if c.value.record_selector.is_empty() {
+                    "<body>".into()
+                } else {
+                    c.value.record_selector.clone()
+                }),
+            );
+        }
+        let v = Value::Object(e);
+        let size = if budget.format == Format::Json {
+            render(&v).len() + 1
+        } else {
+            list_line(&v).len() + 1
+        };
+        if used + size + 120 > budget.bytes {
+            notes.push(format!("showing {n} of {total} matches (budget {} bytes); narrow the filter or raise the budget", budget.bytes));
+            break;
+        }
+        used += size;
+        entries.push(v);
+    }
+    let value = json!({"total": total, "shown": entries.len(), "operations": entries});
+    Answer::finish(
+        value,
+        notes,
+        budget,
+        if budget.format == Format::Json {
+            render
+        } else {
+            render_list_text
+        },
+    )
+}
+
+fn list_line(e: &Value) -> String {
+    let mut s = e["op"].as_str().unwrap_or("").to_string();
+    if let Some(id) = e.get("id").and_then(Value::as_str) {
+        s.push_str(&format!("  ({id})"));
+    }
+    if let Some(t) = e.get("tags").and_then(Value::as_array) {
+        s.push_str(&format!(
+            "  [{}]",
+            t.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    if let Some(r) = e.get("records").and_then(Value::as_str) {
+        s.push_str(&format!("  records: {r}"));
+    }
+    if e.get("deprecated").is_some() {
+        s.push_str("  DEPRECATED");
+    }
+    if let Some(sum) = e.get("summary").and_then(Value::as_str) {
+        s.push_str(&format!("  — {sum}"));
+    }
+    s
+}
+
+fn render_list_text(v: &Value) -> String {
+    let mut out = format!(
+        "{} operations match, {} shown\n",
+        v["total"].as_u64().unwrap_or(0),
+        v["shown"].as_u64().unwrap_or(0)
+    );
+    if let Some(ops) = v["operations"].as_array() {
+        for e in ops {
+            if e.is_object() {
+                out.push_str(&list_line(e));
+            } else {
+                out.push_str(&scalar_text(e));
+            }
+            out.push('\n');
+        }
+    }
+    if let Some(t) = v.get("truncated").and_then(Value::as_array) {
+        for n in t {
+            out.push_str(&format!("[truncated: {}]\n", scalar_text(n)));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------- show operation
+
+/// Show one operation (by operationId, `METHOD /path`, or `/path` for GET).
+pub fn show_operation(spec: &Spec, key: &str, budget: Budget) -> anyhow::Result<Answer> {
+    let Some(i) = spec.index.find(key) else {
+        let suggestions: Vec<String> = spec
+            .index
+            .operations
+            .iter()
+            .filter(|o| {
+                let k = key.to_ascii_lowercase();
+                o.path.to_ascii_lowercase().contains(&k)
+                    || o.operation_id
+                        .as_deref()
+                        .map(|id| id.to_ascii_lowercase().contains(&k))
+                        .unwrap_or(false)
+            })
+            .take(5)
+            .map(|o| o.key())
+            .collect();
+        anyhow::bail!(
+            "no operation `{key}` (give an operationId or `METHOD /path`){}",
+            if suggestions.is_empty() {
+                String::new()
+            } else {
+                format!("; close matches: {}", suggestions.join(", "))
+            }
+        );
+    };
+    let render = renderer(budget.format);
+    let op = spec.op(i).clone();
+    let op_v = spec.operation_value(&op);
+    let mut a = Map::new();
+    a.insert("operation".into(), Value::String(op.key()));
+    if let Some(id) = &op.operation_id {
+        a.insert("operationId".into(), Value::String(id.clone()));
+    }
+    a.insert("at".into(), Value::String(format!("#{}", op.pointer)));
+    if let Some(s) = &op.summary {
+        a.insert("summary".into(), Value::String(short(s, 160)));
+    }
+    if let Some(d) = op_v.get("description").and_then(Value::as_str) {
+        a.insert("description".into(), Value::String(short(d, 300)));
+    }
+    if !op.tags.is_empty() {
+        a.insert("tags".into(), json!(op.tags));
+    }
+    if op.deprecated {
+        a.insert("deprecated".into(), Value::Bool(true));
+    }
+    // one line per parameter: `name (in, required) type — description`
+    let params: Vec<Value> = spec
+        .parameters(&op)
+        .iter()
+        .map(|p| {
+            let mut line = format!(
+                "{} ({}{})",
+                p.name,
+                p.location,
+                if p.required { ", required" } else { "" }
+            );
+            if p.location != "body" {
+                line.push_str(&format!(" {}", type_line(spec, &p.schema)));
+            }
+            if let Some(st) = &p.style {
+                line.push_str(&format!(" style={st}"));
+            }
+            if let Some(d) = p.description.as_deref().filter(|d| !d.trim().is_empty()) {
+                line.push_str(&format!(" — {}", short(d, 70)));
+            }
+            Value::String(line)
+        })
+        .collect();
+    if !params.is_empty() {
+        a.insert("parameters".into(), Value::Array(params));
+    }
+    let body = spec.request_body(&op);
+    if let Some(b) = &body {
+        let mut e = Map::new();
+        e.insert("required".into(), Value::Bool(b.required));
+        e.insert("content_types".into(), json!(b.content_types));
+        if let Some(p) = &b.schema_pointer {
+            e.insert("at".into(), Value::String(p.clone()));
+        }
+        a.insert("request_body".into(), Value::Object(e));
+    }
+    let responses = spec.responses(&op);
+    let success = spec.success_response(&op).map(|r| r.status);
+    let mut resp_list = Vec::new();
+    for r in &responses {
+        let mut line = r.status.clone();
+        if let Some(s) = &r.schema {
+            line.push_str(&format!(" {}", type_line(spec, s)));
+        }
+        if !r.content_types.is_empty() {
+            line.push_str(&format!(" [{}]", r.content_types.join(", ")));
+        }
+        if !r.headers.is_empty() {
+            line.push_str(&format!(" headers: {}", r.headers.join(", ")));
+        }
+        if let Some(d) = r.description.as_deref().filter(|d| !d.trim().is_empty()) {
+            line.push_str(&format!(" — {}", short(d, 60)));
+        }
+        resp_list.push(Value::String(line));
+    }
+    a.insert("responses".into(), Value::Array(resp_list));
+
+    // the skeleton first; it gets up to 45% of the budget
+    let mut notes: Vec<String> = Vec::new();
+    let skeleton = Value::Object(a);
+    let (mut skeleton, n1) = fit(&skeleton, budget.bytes * 45 / 100, render, "");
+    notes.extend(n1);
+    let used = render(&skeleton).len();
+    let remaining = budget.bytes.saturating_sub(used + 200);
+
+    // then the schemas, success response first
+    let success_resp = responses
+        .iter()
+        .find(|r| Some(&r.status) == success.as_ref());
+    let body_schema = body.as_ref().and_then(|b| b.schema.as_ref());
+    let (resp_share, body_share) = match (success_resp.and_then(|r| r.schema.as_ref()), body_schema)
+    {
+        (Some(_), Some(_)) => (remaining * 7 / 10, remaining * 3 / 10),
+        (Some(_), None) => (remaining, 0),
+        (None, Some(_)) => (0, remaining),
+        (None, None) => (0, 0),
+    };
+    if let Some(r) = success_resp {
+        if let Some(s) = &r.schema {
+            let compact = compact_schema(spec, s, 8);
+            let at = r.schema_pointer.clone().unwrap_or_default();
+            let (fitted, n) = fit(
+                &compact,
+                resp_share.max(64),
+                schema_render(budget.format),
+                "response_schema",
+            );
+            notes.extend(n);
+            skeleton["response_schema"] = json!({"status": r.status, "at": at, "schema": fitted});
+        }
+    }
+    if let Some(s) = body_schema {
+        let compact = compact_schema(spec, s, 6);
+        let at = body
+            .as_ref()
+            .and_then(|b| b.schema_pointer.clone())
+            .unwrap_or_default();
+        let (fitted, n) = fit(
+            &compact,
+            body_share.max(64),
+            schema_render(budget.format),
+            "request_body_schema",
+        );
+        notes.extend(n);
+        skeleton["request_body_schema"] = json!({"at": at, "schema": fitted});
+    }
+    Ok(Answer::finish(skeleton, notes, budget, render))
+}
+
+fn schema_render(format: Format) -> fn(&Value) -> String {
+    match format {
+        Format::Json => |v| serde_json::to_string(v).unwrap_or_default(),
+        Format::Text => |v| {
+            let mut s = String::new();
+            schema_text(v, 0, &mut s);
+            s
+        },
+    }
+}
+
+// ---------------------------------------------------------------- show schema
+
+/// Show one named schema (`components/schemas` / `definitions` name, or a `#/...` pointer).
+pub fn show_schema(spec: &Spec, name: &str, budget: Budget) -> anyhow::Result<Answer> {
+    let Some(ptr) = spec.schema_pointer(name) else {
+        let lower = name.to_ascii_lowercase();
+        let close: Vec<&String> = spec
+            .index
+            .schema_names
+            .iter()
+            .filter(|n| n.to_ascii_lowercase().contains(&lower))
+            .take(8)
+            .collect();
+        anyhow::bail!(
+            "no schema `{name}`{}",
+            if close.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; close matches: {}",
+                    close
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    };
+    let render = renderer(budget.format);
+    let schema = json!({"$ref": ptr});
+    let compact = compact_schema(spec, &schema, 8);
+    let mut value = json!({"schema": name, "at": ptr});
+    let head = render(&value).len() + 40;
+    let (fitted, notes) = fit(
+        &compact,
+        budget.bytes.saturating_sub(head).max(64),
+        schema_render(budget.format),
+        "definition",
+    );
+    value["definition"] = fitted;
+    Ok(Answer::finish(value, notes, budget, render))
+}
+
+// ---------------------------------------------------------------- summary
+
+/// A one-screen summary: title, version, base URL, auth, counts, tags, top collection endpoints.
+pub fn summary(spec: &Spec, budget: Budget) -> Answer {
+    let render = renderer(budget.format);
+    let base = detect::base_url(spec);
+    let auth = detect::auth(spec);
+    let mut tags: Vec<(String, usize)> = Vec::new();
+    for op in &spec.index.operations {
+        for t in &op.tags {
+            match tags.iter_mut().find(|(n, _)| n == t) {
+                Some(x) => x.1 += 1,
+                None => tags.push((t.clone(), 1)),
+            }
+        }
+    }
+    tags.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let streams = detect::pick_streams(spec, 8);
+    let value = json!({
+        "title": spec.title(),
+        "api_version": spec.api_version(),
+        "format": format!("{} ({})", spec.doc.version.label(), spec.doc.version_string),
+        "size_bytes": spec.doc.size_bytes,
+        "operations": spec.index.operations.len(),
+        "schemas": spec.index.schema_names.len(),
+        "base_url": {"value": base.value, "confidence": base.confidence},
+        "auth": {"value": auth.value, "confidence": auth.confidence},
+        "tags": tags.iter().take(30).map(|(t, n)| format!("{t} ({n})")).collect::<Vec<_>>(),
+        "suggested_streams": streams.iter().map(|s| json!({
+            "name": s.name,
+            "op": format!("GET {}", s.collection.value.path),
+            "records": s.collection.value.record_selector,
+            "pagination": s.pagination.value.kind(),
+            "primary_key": s.primary_key.value,
+        })).collect::<Vec<_>>(),
+    });
+    let (v, notes) = fit(&value, budget.bytes, render, "");
+    Answer::finish(v, notes, budget, render)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_cuts_depth_and_reports_where() {
+        let v = json!({"a": {"b": {"c": {"d": {"e": "x".repeat(50)}}}}, "list": (0..100).collect::<Vec<_>>()});
+        let render: fn(&Value) -> String = |v| serde_json::to_string(v).unwrap();
+        let (out, notes) = fit(&v, 120, render, "#/x");
+        assert!(render(&out).len() <= 120, "{}", render(&out));
+        assert!(!notes.is_empty());
+        assert!(notes.iter().any(|n| n.starts_with("#/x: ")), "{notes:?}");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("depth") && n.contains("x.a")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn fit_leaves_small_values_alone() {
+        let v = json!({"a": 1});
+        let (out, notes) = fit(&v, 100, render_text, "");
+        assert_eq!(out, v);
+        assert!(notes.is_empty());
+    }
+}

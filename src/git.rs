@@ -522,10 +522,10 @@ impl Workspace {
                 });
             }
         }
-        let mut origin = self
-            .repo
-            .find_remote("origin")
-            .map_err(|e| git_error(&e, creds))?;
+        if let Some(target) = self.local_working_repository() {
+            return self.push_into_working_repository(&target, &refname);
+        }
+        let mut origin = self.repo.find_remote("origin").map_err(|e| git_error(&e, creds))?;
         let asked = Cell::new(0);
         let refused: RefCell<Vec<(String, String)>> = RefCell::new(Vec::new());
         let said: RefCell<Vec<String>> = RefCell::new(Vec::new());
@@ -582,6 +582,41 @@ impl Workspace {
             });
         }
         Ok(())
+    }
+
+    /// The remote, when it is a repository on this machine with a working tree: libgit2 cannot
+    /// push into those (`connector-factory run` on a developer's clone).
+    fn local_working_repository(&self) -> Option<Repository> {
+        if self.remote.url.contains("://") && !self.remote.url.starts_with("file://") {
+            return None;
+        }
+        let path = match url::Url::parse(&self.remote.url) {
+            Ok(u) if u.scheme() == "file" => u.to_file_path().ok()?,
+            _ => PathBuf::from(&self.remote.url),
+        };
+        Repository::open(path).ok().filter(|r| !r.is_bare())
+    }
+
+    /// A push into a working repository, done as a fetch from the workspace on its side, with the
+    /// checks a server would make: the branch must be where the factory found it, and it must
+    /// not be the one checked out there.
+    fn push_into_working_repository(&self, target: &Repository, refname: &str) -> Result<(), GitError> {
+        let err = |e: git2::Error| GitError::Git(e.message().to_string());
+        let reject = |kind, status: &str| GitError::PushRejected {
+            refname: refname.to_string(),
+            kind,
+            status: status.to_string(),
+            messages: vec![],
+        };
+        if target.head().ok().and_then(|h| h.name().ok().map(str::to_string)).as_deref() == Some(refname) {
+            return Err(reject(Rejection::Other, "the branch is checked out in the target repository"));
+        }
+        if target.refname_to_id(refname).ok() != self.remote_branch_tip {
+            return Err(reject(Rejection::NonFastForward, "the branch changed in the target repository"));
+        }
+        let source = self.root().display().to_string();
+        let mut from_workspace = target.remote_anonymous(&source).map_err(err)?;
+        from_workspace.fetch(&[format!("+{refname}:{refname}")], None, None).map_err(err)
     }
 
     /// The connector branch's tip on the remote right now.

@@ -17,4 +17,5 @@ pub mod request;
 pub mod config;
 pub mod server;
 pub mod git;
+pub mod pipeline;
 pub mod platform;

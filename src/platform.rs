@@ -6,7 +6,7 @@
 //! is another, which treats a repository on disk as the platform and writes what it would post
 //! into a folder, so `connector-factory run` goes through the very same pipeline offline.
 
-
+pub mod local;
 
 use crate::config::Secret;
 use serde::{Deserialize, Serialize};
@@ -91,4 +91,10 @@ pub trait Platform: Send + Sync {
     /// itself has to be read again from the issue, and a retry asked on the PR has to find the
     /// issue through the PR's body first.
     async fn issue_body(&self, number: u64) -> anyhow::Result<String>;
+
+    /// A link people can follow to a folder on a branch, for comments. GitHub's web layout by
+    /// default; a platform elsewhere (GitHub Enterprise, a local repository) says its own.
+    fn browse_url(&self, branch: &str, path: &str) -> String {
+        format!("https://github.com/{}/tree/{branch}/{path}", self.repository())
+    }
 }

@@ -22,26 +22,19 @@ pub struct Seen {
 pub struct GitHttp {
     pub base: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl GitHttp {
     /// Serves the repositories below `root`; every request must carry `user`:`password`.
     pub fn start(root: PathBuf, user: &str, password: &str) -> GitHttp {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         use base64::Engine as _;
         let expected = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         );
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = (root, expected, user.to_string(), seen.clone());
         let app = axum::Router::new().fallback(
@@ -50,14 +43,8 @@ impl GitHttp {
                 async move { handle(root, expected, user, seen, method, uri, headers, body).await }
             },
         );
-        runtime.spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        GitHttp {
-            base,
-            seen,
-            runtime: Some(runtime),
-        }
+        let stop = super::serve_in_background(listener, app);
+        GitHttp { base, seen, stop }
     }
 
     pub fn url(&self, repo: &str) -> String {
@@ -71,9 +58,7 @@ impl GitHttp {
 
 impl Drop for GitHttp {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
+        self.stop.cancel();
     }
 }
 

@@ -140,3 +140,31 @@ impl BareRepo {
         }
     }
 }
+
+/// What a factory repository's default branch needs for the pipeline: the registry's scaffolds
+/// and schemas, the skills, and the `.gitignore` (taken from this project).
+pub fn factory_files() -> Vec<(String, Vec<u8>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![(".gitignore".to_string(), std::fs::read(root.join(".gitignore")).unwrap())];
+    for folder in ["registry/_scaffold", "registry/_schemas", "skills"] {
+        for entry in walkdir::WalkDir::new(root.join(folder)).into_iter().map(Result::unwrap) {
+            let rel = entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let packed_scaffold = rel.starts_with("registry/_scaffold/") && rel.matches('/').count() == 2;
+            let keep = entry.file_type().is_file() && (!rel.starts_with("registry/_scaffold/") || packed_scaffold);
+            if keep {
+                files.push((rel, std::fs::read(entry.path()).unwrap()));
+            }
+        }
+    }
+    files
+}
+
+impl BareRepo {
+    /// A bare repository whose `main` holds [`factory_files`] and `extra`.
+    pub fn factory(dir: &Path, extra: &[(&str, &[u8])]) -> BareRepo {
+        let owned = factory_files();
+        let mut files: Vec<(&str, &[u8])> = owned.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+        files.extend_from_slice(extra);
+        BareRepo::create(dir, &files)
+    }
+}

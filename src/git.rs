@@ -14,8 +14,8 @@
 
 use crate::platform::GitCredentials;
 use git2::{
-    Commit, CredentialType, Direction, ErrorCode, FetchOptions, ObjectType, Oid, PushOptions,
-    RemoteCallbacks, Repository, Signature, Tree,
+    Commit, CredentialType, Direction, ErrorCode, FetchOptions, ObjectType, Oid, PushOptions, RemoteCallbacks,
+    Repository, Signature, Tree,
 };
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
@@ -84,10 +84,7 @@ impl Rejection {
             Rejection::NonFastForward
         } else if s.contains("protected") || s.contains("gh006") {
             Rejection::ProtectedBranch
-        } else if s.contains("hook declined")
-            || s.contains("pre-receive")
-            || s.contains("update hook")
-        {
+        } else if s.contains("hook declined") || s.contains("pre-receive") || s.contains("update hook") {
             Rejection::HookDeclined
         } else {
             Rejection::Other
@@ -96,9 +93,7 @@ impl Rejection {
 
     fn explain(self) -> &'static str {
         match self {
-            Rejection::NonFastForward => {
-                "the branch changed on the remote while the factory worked"
-            }
+            Rejection::NonFastForward => "the branch changed on the remote while the factory worked",
             Rejection::ProtectedBranch => "the branch is protected",
             Rejection::HookDeclined => "a server-side hook declined it",
             Rejection::Other => "the server refused it",
@@ -124,18 +119,9 @@ pub enum GitError {
         "branch '{branch}' has {} commit(s) not made by {bot}, so the factory will not rewrite it",
         commits.len()
     )]
-    ForeignCommits {
-        branch: String,
-        bot: String,
-        commits: Vec<ForeignCommit>,
-    },
+    ForeignCommits { branch: String, bot: String, commits: Vec<ForeignCommit> },
     #[error("the push to '{refname}' was refused: {} ({status}){}", kind.explain(), remote_lines(messages))]
-    PushRejected {
-        refname: String,
-        kind: Rejection,
-        status: String,
-        messages: Vec<String>,
-    },
+    PushRejected { refname: String, kind: Rejection, status: String, messages: Vec<String> },
     #[error("the connector folder {0} holds a symbolic link; connectors are plain files")]
     Symlink(PathBuf),
     #[error("{0} is not a relative path inside the workspace")]
@@ -147,11 +133,7 @@ pub enum GitError {
 }
 
 fn remote_lines(messages: &[String]) -> String {
-    if messages.is_empty() {
-        String::new()
-    } else {
-        format!("; the remote said: {}", messages.join(" | "))
-    }
+    if messages.is_empty() { String::new() } else { format!("; the remote said: {}", messages.join(" | ")) }
 }
 
 /// Replaces every form of the secret in a libgit2 message: the token itself, URL-encoded, and as
@@ -165,8 +147,7 @@ fn scrub(text: &str, credentials: Option<&GitCredentials>) -> String {
         return text.to_string();
     }
     use base64::Engine as _;
-    let basic =
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{secret}", c.username));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{secret}", c.username));
     let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
     let mut out = text.replace(&basic, "***");
     for form in [secret, encoded.as_str()] {
@@ -177,27 +158,18 @@ fn scrub(text: &str, credentials: Option<&GitCredentials>) -> String {
 
 /// Callbacks that answer the server's credentials request once. libgit2 asks again after a
 /// refusal, and answering again would loop forever on a bad token.
-fn callbacks<'a>(
-    credentials: Option<&'a GitCredentials>,
-    asked: &'a Cell<u32>,
-) -> RemoteCallbacks<'a> {
+fn callbacks<'a>(credentials: Option<&'a GitCredentials>, asked: &'a Cell<u32>) -> RemoteCallbacks<'a> {
     let mut cb = RemoteCallbacks::new();
     cb.credentials(move |_url, _user_in_url, allowed| {
         let Some(c) = credentials else {
-            return Err(git2::Error::from_str(
-                "the remote asked for credentials and the platform has none",
-            ));
+            return Err(git2::Error::from_str("the remote asked for credentials and the platform has none"));
         };
         if asked.get() > 0 {
-            return Err(git2::Error::from_str(
-                "the remote refused the platform's credentials",
-            ));
+            return Err(git2::Error::from_str("the remote refused the platform's credentials"));
         }
         asked.set(asked.get() + 1);
         if !allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-            return Err(git2::Error::from_str(
-                "the remote wants a kind of credentials other than a token",
-            ));
+            return Err(git2::Error::from_str("the remote wants a kind of credentials other than a token"));
         }
         git2::Cred::userpass_plaintext(&c.username, c.password.expose())
     });
@@ -254,12 +226,7 @@ impl Workspace {
     /// Clones `remote` at `default_branch` into a new temporary folder (below `parent` when
     /// given) and looks up `branch` there. Shallow (one commit) when `branch` does not exist yet;
     /// with history when it does, because deciding whose commits are on it needs the history.
-    pub fn open(
-        remote: Remote,
-        default_branch: &str,
-        branch: &str,
-        parent: Option<&Path>,
-    ) -> Result<Self, GitError> {
+    pub fn open(remote: Remote, default_branch: &str, branch: &str, parent: Option<&Path>) -> Result<Self, GitError> {
         let builder = {
             let mut b = tempfile::Builder::new();
             b.prefix("factory-workspace-");
@@ -275,28 +242,19 @@ impl Workspace {
         let repo = Repository::init(dir.path()).map_err(|e| git_error(&e, None))?;
         let creds = remote.credentials.as_ref();
         let (default_present, remote_branch_tip) = {
-            let mut origin = repo
-                .remote("origin", &remote.url)
-                .map_err(|e| git_error(&e, creds))?;
+            let mut origin = repo.remote("origin", &remote.url).map_err(|e| git_error(&e, creds))?;
             let asked = Cell::new(0);
             let conn = origin
                 .connect_auth(Direction::Fetch, Some(callbacks(creds, &asked)), None)
                 .map_err(|e| git_error(&e, creds))?;
             let heads = conn.list().map_err(|e| git_error(&e, creds))?;
-            let find = |name: &str| {
-                heads
-                    .iter()
-                    .find(|h| h.name() == format!("refs/heads/{name}"))
-                    .map(|h| h.oid())
-            };
+            let find = |name: &str| heads.iter().find(|h| h.name() == format!("refs/heads/{name}")).map(|h| h.oid());
             (find(default_branch).is_some(), find(branch))
         };
         if !default_present {
             return Err(GitError::NoBaseBranch(default_branch.to_string()));
         }
-        let mut refspecs = vec![format!(
-            "+refs/heads/{default_branch}:refs/remotes/origin/{default_branch}"
-        )];
+        let mut refspecs = vec![format!("+refs/heads/{default_branch}:refs/remotes/origin/{default_branch}")];
         if remote_branch_tip.is_some() {
             refspecs.push(format!("+refs/heads/{branch}:refs/remotes/origin/{branch}"));
         }
@@ -311,19 +269,13 @@ impl Workspace {
             }
             Err(e) => return Err(e),
         };
-        let default_tip = repo
-            .refname_to_id(&format!("refs/remotes/origin/{default_branch}"))
-            .map_err(|e| git_error(&e, creds))?;
+        let default_tip =
+            repo.refname_to_id(&format!("refs/remotes/origin/{default_branch}")).map_err(|e| git_error(&e, creds))?;
         {
-            let commit = repo
-                .find_commit(default_tip)
-                .map_err(|e| git_error(&e, creds))?;
-            repo.branch(default_branch, &commit, true)
-                .map_err(|e| git_error(&e, creds))?;
-            repo.set_head(&format!("refs/heads/{default_branch}"))
-                .map_err(|e| git_error(&e, creds))?;
-            repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
-                .map_err(|e| git_error(&e, creds))?;
+            let commit = repo.find_commit(default_tip).map_err(|e| git_error(&e, creds))?;
+            repo.branch(default_branch, &commit, true).map_err(|e| git_error(&e, creds))?;
+            repo.set_head(&format!("refs/heads/{default_branch}")).map_err(|e| git_error(&e, creds))?;
+            repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force())).map_err(|e| git_error(&e, creds))?;
         }
         Ok(Workspace {
             dir,
@@ -386,8 +338,7 @@ impl Workspace {
                         String::from_utf8_lossy(author.name_bytes()),
                         String::from_utf8_lossy(author.email_bytes())
                     ),
-                    summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default())
-                        .into_owned(),
+                    summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned(),
                 });
             }
         }
@@ -401,11 +352,7 @@ impl Workspace {
         if commits.is_empty() {
             Ok(())
         } else {
-            Err(GitError::ForeignCommits {
-                branch: self.branch.clone(),
-                bot: bot.name.clone(),
-                commits,
-            })
+            Err(GitError::ForeignCommits { branch: self.branch.clone(), bot: bot.name.clone(), commits })
         }
     }
 
@@ -418,11 +365,7 @@ impl Workspace {
                 .repo
                 .graph_descendant_of(tip, self.default_tip)
                 .map_err(|e| git_error(&e, self.remote.credentials.as_ref()))?;
-        Ok(if contains_default {
-            (BranchStart::OnTop, tip)
-        } else {
-            (BranchStart::Rebuild, self.default_tip)
-        })
+        Ok(if contains_default { (BranchStart::OnTop, tip) } else { (BranchStart::Rebuild, self.default_tip) })
     }
 
     /// Commits the working tree's `folder` (e.g. `registry/acme`) on the connector branch, as
@@ -443,11 +386,7 @@ impl Workspace {
         let base = self.repo.find_commit(base_id).map_err(err)?;
         let base_tree = base.tree().map_err(err)?;
         let source = self.root().join(folder);
-        let folder_tree = if source.is_dir() {
-            self.tree_of_dir(&source, folder)?
-        } else {
-            None
-        };
+        let folder_tree = if source.is_dir() { self.tree_of_dir(&source, folder)? } else { None };
         let tree_id = replace_subtree(&self.repo, Some(&base_tree), &parts, folder_tree)?;
         if tree_id == base_tree.id() {
             return Ok(None);
@@ -455,18 +394,10 @@ impl Workspace {
         let tree = self.repo.find_tree(tree_id).map_err(err)?;
         let changed = changed_paths(&self.repo, &base_tree, &tree)?;
         let signature = bot.signature()?;
-        let id = self
-            .repo
-            .commit(None, &signature, &signature, message, &tree, &[&base])
-            .map_err(err)?;
+        let id = self.repo.commit(None, &signature, &signature, message, &tree, &[&base]).map_err(err)?;
         let commit = self.repo.find_commit(id).map_err(err)?;
         self.repo.branch(&self.branch, &commit, true).map_err(err)?;
-        Ok(Some(Committed {
-            id: id.to_string(),
-            branch: self.branch.clone(),
-            start,
-            changed,
-        }))
+        Ok(Some(Committed { id: id.to_string(), branch: self.branch.clone(), start, changed }))
     }
 
     /// A tree object of a folder in the working tree; `None` when nothing in it is committed.
@@ -491,16 +422,10 @@ impl Workspace {
                 }
             } else if kind.is_file() {
                 let id = self.repo.blob_path(&entry.path()).map_err(err)?;
-                builder
-                    .insert(&name, id, file_mode(&entry.metadata()?))
-                    .map_err(err)?;
+                builder.insert(&name, id, file_mode(&entry.metadata()?)).map_err(err)?;
             }
         }
-        if builder.is_empty() {
-            Ok(None)
-        } else {
-            Ok(Some(builder.write().map_err(err)?))
-        }
+        if builder.is_empty() { Ok(None) } else { Ok(Some(builder.write().map_err(err)?)) }
     }
 
     /// Pushes the connector branch. A plain push when the branch is new or only grew; a forced
@@ -516,8 +441,7 @@ impl Workspace {
                 return Err(GitError::PushRejected {
                     refname,
                     kind: Rejection::NonFastForward,
-                    status: "stale: the remote branch is no longer where the factory found it"
-                        .into(),
+                    status: "stale: the remote branch is no longer where the factory found it".into(),
                     messages: vec![],
                 });
             }
@@ -533,19 +457,13 @@ impl Workspace {
             let mut cb = callbacks(creds, &asked);
             cb.push_update_reference(|name, status| {
                 if let Some(status) = status {
-                    refused
-                        .borrow_mut()
-                        .push((name.to_string(), status.to_string()));
+                    refused.borrow_mut().push((name.to_string(), status.to_string()));
                 }
                 Ok(())
             });
             cb.sideband_progress(|bytes| {
                 let text = String::from_utf8_lossy(bytes);
-                for line in text
-                    .split(['\n', '\r'])
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                {
+                for line in text.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()) {
                     said.borrow_mut().push(line.to_string());
                 }
                 true
@@ -565,21 +483,12 @@ impl Workspace {
                     messages,
                 });
             }
-            return Err(GitError::Git(format!(
-                "{}{}",
-                scrub(e.message(), creds),
-                remote_lines(&messages)
-            )));
+            return Err(GitError::Git(format!("{}{}", scrub(e.message(), creds), remote_lines(&messages))));
         }
         if let Some((name, status)) = refused.into_inner().into_iter().next() {
             let status = scrub(&status, creds);
             let kind = Rejection::classify(&format!("{status} {}", messages.join(" ")));
-            return Err(GitError::PushRejected {
-                refname: name,
-                kind,
-                status,
-                messages,
-            });
+            return Err(GitError::PushRejected { refname: name, kind, status, messages });
         }
         Ok(())
     }
@@ -622,10 +531,7 @@ impl Workspace {
     /// The connector branch's tip on the remote right now.
     fn remote_tip_now(&self) -> Result<Option<Oid>, GitError> {
         let creds = self.remote.credentials.as_ref();
-        let mut origin = self
-            .repo
-            .find_remote("origin")
-            .map_err(|e| git_error(&e, creds))?;
+        let mut origin = self.repo.find_remote("origin").map_err(|e| git_error(&e, creds))?;
         let asked = Cell::new(0);
         let conn = origin
             .connect_auth(Direction::Fetch, Some(callbacks(creds, &asked)), None)
@@ -636,16 +542,9 @@ impl Workspace {
     }
 }
 
-fn fetch(
-    repo: &Repository,
-    remote: &Remote,
-    refspecs: &[String],
-    shallow: bool,
-) -> Result<(), GitError> {
+fn fetch(repo: &Repository, remote: &Remote, refspecs: &[String], shallow: bool) -> Result<(), GitError> {
     let creds = remote.credentials.as_ref();
-    let mut origin = repo
-        .find_remote("origin")
-        .map_err(|e| git_error(&e, creds))?;
+    let mut origin = repo.find_remote("origin").map_err(|e| git_error(&e, creds))?;
     let asked = Cell::new(0);
     let mut opts = FetchOptions::new();
     opts.remote_callbacks(callbacks(creds, &asked));
@@ -653,9 +552,7 @@ fn fetch(
         opts.depth(1);
     }
     let specs: Vec<&str> = refspecs.iter().map(String::as_str).collect();
-    origin
-        .fetch(&specs, Some(&mut opts), None)
-        .map_err(|e| git_error(&e, creds))
+    origin.fetch(&specs, Some(&mut opts), None).map_err(|e| git_error(&e, creds))
 }
 
 fn git_error(e: &git2::Error, credentials: Option<&GitCredentials>) -> GitError {
@@ -669,11 +566,7 @@ fn id_short(id: Oid) -> String {
 #[cfg(unix)]
 fn file_mode(meta: &std::fs::Metadata) -> i32 {
     use std::os::unix::fs::PermissionsExt;
-    if meta.permissions().mode() & 0o111 != 0 {
-        0o100755
-    } else {
-        0o100644
-    }
+    if meta.permissions().mode() & 0o111 != 0 { 0o100755 } else { 0o100644 }
 }
 
 #[cfg(not(unix))]
@@ -711,9 +604,7 @@ fn replace_subtree(
         new
     } else {
         let child = match base.and_then(|t| t.get_name(first)) {
-            Some(entry) if entry.kind() == Some(ObjectType::Tree) => {
-                Some(repo.find_tree(entry.id()).map_err(err)?)
-            }
+            Some(entry) if entry.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(entry.id()).map_err(err)?),
             _ => None,
         };
         let id = replace_subtree(repo, child.as_ref(), rest, new)?;
@@ -733,23 +624,12 @@ fn replace_subtree(
     builder.write().map_err(err)
 }
 
-fn changed_paths(
-    repo: &Repository,
-    old: &Tree<'_>,
-    new: &Tree<'_>,
-) -> Result<Vec<String>, GitError> {
+fn changed_paths(repo: &Repository, old: &Tree<'_>, new: &Tree<'_>) -> Result<Vec<String>, GitError> {
     let err = |e: git2::Error| GitError::Git(e.message().to_string());
-    let diff = repo
-        .diff_tree_to_tree(Some(old), Some(new), None)
-        .map_err(err)?;
+    let diff = repo.diff_tree_to_tree(Some(old), Some(new), None).map_err(err)?;
     let mut out: Vec<String> = diff
         .deltas()
-        .filter_map(|d| {
-            d.new_file()
-                .path()
-                .or_else(|| d.old_file().path())
-                .map(|p| p.to_string_lossy().into_owned())
-        })
+        .filter_map(|d| d.new_file().path().or_else(|| d.old_file().path()).map(|p| p.to_string_lossy().into_owned()))
         .collect();
     out.sort();
     out.dedup();
@@ -763,10 +643,7 @@ mod tests {
 
     #[test]
     fn scrubs_every_form_of_the_token() {
-        let creds = GitCredentials {
-            username: "x-access-token".into(),
-            password: Secret::new("ghs_a/b+c"),
-        };
+        let creds = GitCredentials { username: "x-access-token".into(), password: Secret::new("ghs_a/b+c") };
         use base64::Engine as _;
         let basic = base64::engine::general_purpose::STANDARD.encode("x-access-token:ghs_a/b+c");
         let text = format!("failed ghs_a/b+c and ghs_a%2Fb%2Bc and Basic {basic}");
@@ -777,20 +654,12 @@ mod tests {
 
     #[test]
     fn rejections_are_told_apart() {
+        assert_eq!(Rejection::classify("pre-receive hook declined"), Rejection::HookDeclined);
         assert_eq!(
-            Rejection::classify("pre-receive hook declined"),
-            Rejection::HookDeclined
-        );
-        assert_eq!(
-            Rejection::classify(
-                "protected branch hook declined GH006: Protected branch update failed"
-            ),
+            Rejection::classify("protected branch hook declined GH006: Protected branch update failed"),
             Rejection::ProtectedBranch
         );
-        assert_eq!(
-            Rejection::classify("non-fast-forward"),
-            Rejection::NonFastForward
-        );
+        assert_eq!(Rejection::classify("non-fast-forward"), Rejection::NonFastForward);
         assert_eq!(Rejection::classify("funny"), Rejection::Other);
     }
 
@@ -798,9 +667,6 @@ mod tests {
     fn bot_identity() {
         let id = Identity::github_app("connector-factory", Some(41898282));
         assert_eq!(id.name, "connector-factory[bot]");
-        assert_eq!(
-            id.email,
-            "41898282+connector-factory[bot]@users.noreply.github.com"
-        );
+        assert_eq!(id.email, "41898282+connector-factory[bot]@users.noreply.github.com");
     }
 }

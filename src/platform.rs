@@ -70,11 +70,7 @@ pub trait Platform: Send + Sync {
     async fn update_comment(&self, comment_id: u64, body: &str) -> anyhow::Result<()>;
 
     /// A comment written by this app on `issue` that contains `marker`: its id and body.
-    async fn find_bot_comment(
-        &self,
-        issue: u64,
-        marker: &str,
-    ) -> anyhow::Result<Option<(u64, String)>>;
+    async fn find_bot_comment(&self, issue: u64, marker: &str) -> anyhow::Result<Option<(u64, String)>>;
 
     /// The pull request (open or closed) whose head is `branch` in this repository.
     async fn find_pull_by_head(&self, branch: &str) -> anyhow::Result<Option<PullRequest>>;

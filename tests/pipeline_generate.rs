@@ -88,7 +88,8 @@ async fn run(s: &Scene, job: &GenerateJob) -> Outcome {
 }
 
 fn status_comment(s: &Scene) -> (u64, support::platform::Comment) {
-    let with_marker: Vec<_> = s.platform.bot_comments_on(ISSUE).into_iter().filter(|(_, c)| c.body().contains(MARKER)).collect();
+    let with_marker: Vec<_> =
+        s.platform.bot_comments_on(ISSUE).into_iter().filter(|(_, c)| c.body().contains(MARKER)).collect();
     assert_eq!(with_marker.len(), 1, "exactly one status comment: {with_marker:#?}");
     with_marker.into_iter().next().unwrap()
 }
@@ -180,8 +181,9 @@ async fn a_request_becomes_one_pull_request_with_the_connector_and_its_report() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_request_gets_one_comment_naming_each_bad_field() {
     let s = scene();
-    let body = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/requests/malformed.md"))
-        .unwrap();
+    let body =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/requests/malformed.md"))
+            .unwrap();
     let job = GenerateJob {
         number: ISSUE,
         trigger: Trigger::Request { body: body.clone(), requester: "maya".into() },
@@ -265,7 +267,11 @@ async fn retries_update_the_same_branch_and_pull_request() {
     let ahead = s.bare.commits_ahead(BRANCH);
     assert_eq!(ahead.len(), 2, "a second bot commit on the same branch: {ahead:?}");
     assert!(ahead.iter().all(|(email, _)| *email == s.config.identity.email));
-    assert!(s.bare.read(BRANCH, "registry/tidepool-bookings/v1/connector-factory/python/default/schemas/appointments.json").is_none());
+    assert!(
+        s.bare
+            .read(BRANCH, "registry/tidepool-bookings/v1/connector-factory/python/default/schemas/appointments.json")
+            .is_none()
+    );
 
     // A retry asked on the PR finds the request through "Closes #7"; nothing changed, so
     // nothing is pushed, and the PR is refreshed.

@@ -101,11 +101,8 @@ async fn kinds_the_pipeline_does_not_handle_yet_fail_with_a_reason() {
     let queue = JobQueue::new(store.clone());
     let handler = Arc::new(PipelineHandler { platforms: factory, config: PipelineConfig::default() });
     let pool = WorkerPool::start(queue.clone(), handler, PoolConfig { concurrency: 1, ..PoolConfig::default() });
-    let id = queue
-        .enqueue(&NewJob::new(JobKind::CiFinished, "acme/factory", Some(3), json!({})))
-        .await
-        .unwrap()
-        .job_id();
+    let id =
+        queue.enqueue(&NewJob::new(JobKind::CiFinished, "acme/factory", Some(3), json!({}))).await.unwrap().job_id();
     let job = loop {
         let job = store.get_job(id).await.unwrap().unwrap();
         if !job.state.is_active() {

@@ -66,12 +66,16 @@ impl GenerateJob {
         let trigger = match job.kind {
             JobKind::Generate => Trigger::Request {
                 body: text("/issue/body").unwrap_or_default(),
-                requester: text("/requested_by").or_else(|| text("/issue/author")).context("the job names no requester")?,
+                requester: text("/requested_by")
+                    .or_else(|| text("/issue/author"))
+                    .context("the job names no requester")?,
             },
             JobKind::Retry => Trigger::Retry {
                 on_pull_request: p.pointer("/issue/is_pull_request").and_then(Value::as_bool).unwrap_or(false),
                 comment_id: p.pointer("/comment/id").and_then(Value::as_u64).context("the job names no comment")?,
-                commenter: text("/comment/author").or_else(|| text("/requested_by")).context("the job names no commenter")?,
+                commenter: text("/comment/author")
+                    .or_else(|| text("/requested_by"))
+                    .context("the job names no commenter")?,
                 guidance: text("/command/guidance").filter(|g| !g.trim().is_empty()),
             },
             other => bail!("a '{other}' job is not a generate job"),
@@ -158,11 +162,19 @@ impl Outcome {
 /// Why the build stopped early.
 enum Stop {
     Cancelled,
-    Failed { phase: Phase, message: String },
+    Failed {
+        phase: Phase,
+        message: String,
+    },
     /// Someone else's commits are on the branch.
-    Decision { branch: String, commits: Vec<ForeignCommit> },
+    Decision {
+        branch: String,
+        commits: Vec<ForeignCommit>,
+    },
     /// Not an error: the registry has it.
-    Exists { links: Vec<(String, String)> },
+    Exists {
+        links: Vec<(String, String)>,
+    },
 }
 
 impl From<Cancelled> for Stop {
@@ -235,7 +247,9 @@ pub async fn run(platform: &dyn Platform, job: &GenerateJob, cfg: &PipelineConfi
         Ok(found) => found,
         Err(err) => {
             let message = format!("{err:#}");
-            let _ = platform.create_comment(job.number, &format!("The factory could not read the request: {message}")).await;
+            let _ = platform
+                .create_comment(job.number, &format!("The factory could not read the request: {message}"))
+                .await;
             let mut out = Outcome::new(Verdict::Failed);
             out.error = Some(message);
             return out;
@@ -409,7 +423,8 @@ async fn build(
         guidance: job.guidance().map(str::to_string),
         author: cfg.author.clone(),
     };
-    let produced = t.ctl.until_cancelled(produce_connector(&input, &cfg.llm)).await?.map_err(failed(Phase::Generating))?;
+    let produced =
+        t.ctl.until_cancelled(produce_connector(&input, &cfg.llm)).await?.map_err(failed(Phase::Generating))?;
     t.status.agent = Some(produced.agent.clone());
     t.status.usage = produced.usage;
     let impl_dir = produced.impl_dir.clone();
@@ -428,9 +443,8 @@ async fn build(
 
     t.set(Phase::Validating).await;
     let dir = impl_dir.clone();
-    let findings = blocking(move || crate::validate::validate_implementation(&dir))
-        .await
-        .map_err(failed(Phase::Validating))?;
+    let findings =
+        blocking(move || crate::validate::validate_implementation(&dir)).await.map_err(failed(Phase::Validating))?;
     t.ctl.check()?;
 
     t.set(Phase::SpecTests).await;

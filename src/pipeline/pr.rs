@@ -55,11 +55,17 @@ impl PrContent<'_> {
             let auth = m.pointer("/auth/type").and_then(Value::as_str).unwrap_or("none");
             let base = m.get("base_url").and_then(Value::as_str).unwrap_or("(not set)");
             let _ = writeln!(md, "- Base URL: `{base}`\n- Auth: `{auth}`\n");
-            let _ = writeln!(md, "| Stream | Endpoint | Pagination | Primary key | Incremental |\n|---|---|---|---|---|");
+            let _ =
+                writeln!(md, "| Stream | Endpoint | Pagination | Primary key | Incremental |\n|---|---|---|---|---|");
             for s in m.get("streams").and_then(Value::as_array).into_iter().flatten() {
                 let text = |p: &str| s.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
-                let pk: Vec<&str> =
-                    s.get("primary_key").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+                let pk: Vec<&str> = s
+                    .get("primary_key")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
                 let incremental = match s.pointer("/incremental/cursor_field").and_then(Value::as_str) {
                     Some(f) => format!("on `{f}`"),
                     None => "full refresh".into(),

@@ -35,12 +35,8 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> Result<u8> {
     let body = std::fs::read_to_string(&args.request)
         .with_context(|| format!("cannot read the request {}", args.request.display()))?;
-    let request_dir = args
-        .request
-        .canonicalize()?
-        .parent()
-        .map(PathBuf::from)
-        .context("the request file has no folder")?;
+    let request_dir =
+        args.request.canonicalize()?.parent().map(PathBuf::from).context("the request file has no folder")?;
     let out = args.out.clone().unwrap_or_else(|| args.repo.join(".factory").join("run"));
     let platform = LocalPlatform::open(&args.repo, &out, body.clone(), args.base.clone())?;
     let settings = Settings::load(&Source::from_process(None));
@@ -81,7 +77,11 @@ pub fn run(args: RunArgs) -> Result<u8> {
         println!("── status comment ({}) ──\n{status}", platform.comment_path(id).display());
     }
     if let (Some(pr), Some(title), Some(body)) = (&outcome.pr, &outcome.pr_title, &outcome.pr_body) {
-        println!("── pull request #{} ({}) ──\n# {title}\n\n{body}", pr.number, platform.pull_path(pr.number).display());
+        println!(
+            "── pull request #{} ({}) ──\n# {title}\n\n{body}",
+            pr.number,
+            platform.pull_path(pr.number).display()
+        );
     }
     match outcome.verdict {
         Verdict::PrOpened => {

@@ -87,7 +87,12 @@ impl Phase {
     pub fn is_running(self) -> bool {
         matches!(
             self,
-            Phase::Queued | Phase::Preparing | Phase::Generating | Phase::Validating | Phase::SpecTests | Phase::Pushing
+            Phase::Queued
+                | Phase::Preparing
+                | Phase::Generating
+                | Phase::Validating
+                | Phase::SpecTests
+                | Phase::Pushing
         )
     }
 }

@@ -185,7 +185,11 @@ impl Platform for LocalPlatform {
 
     async fn find_bot_comment(&self, issue: u64, marker: &str) -> Result<Option<(u64, String)>> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(state.comments.iter().find(|(_, c)| c.issue == issue && c.body.contains(marker)).map(|(id, c)| (*id, c.body.clone())))
+        Ok(state
+            .comments
+            .iter()
+            .find(|(_, c)| c.issue == issue && c.body.contains(marker))
+            .map(|(id, c)| (*id, c.body.clone())))
     }
 
     async fn find_pull_by_head(&self, branch: &str) -> Result<Option<PullRequest>> {

@@ -30,19 +30,15 @@ impl GitHttp {
     pub fn start(root: PathBuf, user: &str, password: &str) -> GitHttp {
         let seen = Arc::new(Mutex::new(Vec::new()));
         use base64::Engine as _;
-        let expected = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        );
+        let expected =
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = (root, expected, user.to_string(), seen.clone());
-        let app = axum::Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let (root, expected, user, seen) = state.clone();
-                async move { handle(root, expected, user, seen, method, uri, headers, body).await }
-            },
-        );
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (root, expected, user, seen) = state.clone();
+            async move { handle(root, expected, user, seen, method, uri, headers, body).await }
+        });
         let stop = super::serve_in_background(listener, app);
         GitHttp { base, seen, stop }
     }
@@ -73,10 +69,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let authorization = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     seen.lock().unwrap().push(Seen {
         method: method.to_string(),
         uri: uri.to_string(),
@@ -89,11 +82,7 @@ async fn handle(
             .body(Body::empty())
             .unwrap();
     }
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let output = tokio::task::spawn_blocking(move || {
         let mut child = Command::new("git")
             .arg("http-backend")
@@ -123,16 +112,10 @@ async fn handle(
 
 /// A CGI answer (headers, a blank line, the body) as an HTTP response.
 fn cgi_response(raw: &[u8]) -> Response {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
     let split = split.or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
     let Some((at, gap)) = split else {
-        return Response::builder()
-            .status(500)
-            .body(Body::from(raw.to_vec()))
-            .unwrap();
+        return Response::builder().status(500).body(Body::from(raw.to_vec())).unwrap();
     };
     let head = String::from_utf8_lossy(&raw[..at]);
     let mut response = Response::builder();
@@ -143,17 +126,10 @@ fn cgi_response(raw: &[u8]) -> Response {
         };
         let value = value.trim();
         if name.eq_ignore_ascii_case("status") {
-            status = value
-                .split_whitespace()
-                .next()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(500);
+            status = value.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(500);
         } else {
             response = response.header(name.trim(), value);
         }
     }
-    response
-        .status(status)
-        .body(Body::from(raw[at + gap..].to_vec()))
-        .unwrap()
+    response.status(status).body(Body::from(raw[at + gap..].to_vec())).unwrap()
 }

@@ -26,9 +26,7 @@ impl BareRepo {
     }
 
     pub fn tip(&self, branch: &str) -> Option<Oid> {
-        self.repo
-            .refname_to_id(&format!("refs/heads/{branch}"))
-            .ok()
+        self.repo.refname_to_id(&format!("refs/heads/{branch}")).ok()
     }
 
     /// Commits on `branch` (created from `main` when missing): adds or replaces `files`, removes
@@ -41,10 +39,7 @@ impl BareRepo {
         who: (&str, &str),
         message: &str,
     ) -> Oid {
-        let parent = self
-            .tip(branch)
-            .or_else(|| self.tip("main"))
-            .map(|id| self.repo.find_commit(id).unwrap());
+        let parent = self.tip(branch).or_else(|| self.tip("main")).map(|id| self.repo.find_commit(id).unwrap());
         let mut index = git2::Index::new().unwrap();
         if let Some(p) = &parent {
             index.read_tree(&p.tree().unwrap()).unwrap();
@@ -69,39 +64,19 @@ impl BareRepo {
         for name in remove {
             index.remove_path(Path::new(name)).unwrap();
         }
-        let tree = self
-            .repo
-            .find_tree(index.write_tree_to(&self.repo).unwrap())
-            .unwrap();
+        let tree = self.repo.find_tree(index.write_tree_to(&self.repo).unwrap()).unwrap();
         let sig = Signature::now(who.0, who.1).unwrap();
         let parents: Vec<&git2::Commit> = parent.iter().collect();
-        self.repo
-            .commit(
-                Some(&format!("refs/heads/{branch}")),
-                &sig,
-                &sig,
-                message,
-                &tree,
-                &parents,
-            )
-            .unwrap()
+        self.repo.commit(Some(&format!("refs/heads/{branch}")), &sig, &sig, message, &tree, &parents).unwrap()
     }
 
     /// Paths changed by the commit at `branch`'s tip, relative to its first parent.
     pub fn changed_by_tip(&self, branch: &str) -> Vec<String> {
         let commit = self.repo.find_commit(self.tip(branch).unwrap()).unwrap();
         let parent = commit.parent(0).unwrap();
-        let diff = self
-            .repo
-            .diff_tree_to_tree(
-                Some(&parent.tree().unwrap()),
-                Some(&commit.tree().unwrap()),
-                None,
-            )
-            .unwrap();
-        diff.deltas()
-            .map(|d| d.new_file().path().unwrap().to_string_lossy().into_owned())
-            .collect()
+        let diff =
+            self.repo.diff_tree_to_tree(Some(&parent.tree().unwrap()), Some(&commit.tree().unwrap()), None).unwrap();
+        diff.deltas().map(|d| d.new_file().path().unwrap().to_string_lossy().into_owned()).collect()
     }
 
     /// The text of a file at a branch's tip.

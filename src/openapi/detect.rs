@@ -1860,9 +1860,14 @@ pub fn unique_names(_spec: &Spec, streams: &mut [StreamDetection]) {
 
 /// Pick up to `max` streams: best score first, preferring different tags so the set covers the API.
 pub fn pick_streams(spec: &Spec, max: usize) -> Vec<StreamDetection> {
-    let ranked = rank_streams(spec);
+    pick_diverse(spec, rank_streams(spec), max)
+}
+
+/// The greedy rule behind [`pick_streams`], on any pool of ranked candidates (the generator
+/// filters the pool first): take the best score, penalising a tag or resource already covered.
+pub fn pick_diverse(spec: &Spec, pool: Vec<StreamDetection>, max: usize) -> Vec<StreamDetection> {
     let mut picked: Vec<StreamDetection> = Vec::new();
-    let mut pool = ranked;
+    let mut pool = pool;
     while picked.len() < max && !pool.is_empty() {
         let mut best_i = 0;
         let mut best = f64::MIN;

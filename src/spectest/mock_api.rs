@@ -738,22 +738,7 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
 }
 
 fn percent_decode(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&path[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned()
 }
 
 fn decide(
@@ -1240,5 +1225,6 @@ mod tests {
         assert_eq!(percent_decode("/repos/a%20b/x"), "/repos/a b/x");
         assert_eq!(percent_decode("/plain"), "/plain");
         assert_eq!(percent_decode("/bad%2"), "/bad%2");
+        assert_eq!(percent_decode("/end%41"), "/endA", "an escape at the very end is decoded too");
     }
 }

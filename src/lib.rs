@@ -16,3 +16,6 @@ pub mod command;
 pub mod request;
 pub mod config;
 pub mod server;
+pub mod git;
+pub mod pipeline;
+pub mod platform;

@@ -3,7 +3,7 @@
 //! so this file stays a table of contents.
 
 use clap::{Parser, Subcommand};
-use connector_factory::{agent, openapi, scaffold, server, spectest, validate};
+use connector_factory::{agent, openapi, pipeline, scaffold, server, spectest, validate};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -15,6 +15,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the app's pipeline on a local repository: a request file in, a connector branch and
+    /// the pull request it would open out.
+    Run(pipeline::run::RunArgs),
     /// Materialize a scaffold JSON file into a folder (or pack a template tree into one).
     Scaffold(scaffold::cli::ScaffoldArgs),
     /// Check connector implementations against the registry's schemas and layout.
@@ -32,6 +35,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => pipeline::run::run(args),
         Command::Scaffold(args) => scaffold::cli::run(args),
         Command::Validate(args) => validate::run(args),
         Command::SpecTest(args) => spectest::run(args),

@@ -285,6 +285,41 @@ fn valid_stream(name: &str) -> bool {
 
 /// Parses and validates a connector request issue body.
 pub fn parse(body: &str) -> Result<ConnectorRequest, InvalidRequest> {
+    parse_with(body, None)
+}
+
+/// Like [`parse`], for a request read from a file by `connector-factory run`: its OpenAPI field
+/// may also name a local file (a `file://` URL, or a path relative to `base_dir`, the request
+/// file's folder), which becomes an absolute path. Issues never get this: a path in an issue
+/// would make the app read its own disk.
+pub fn parse_local(body: &str, base_dir: &std::path::Path) -> Result<ConnectorRequest, InvalidRequest> {
+    parse_with(body, Some(base_dir))
+}
+
+/// An http(s) URL, or with `base_dir` an existing local file.
+fn openapi_location(value: &str, base_dir: Option<&std::path::Path>) -> Result<String, String> {
+    let Some(base) = base_dir else { return http_url(value) };
+    let trimmed = value.trim().trim_start_matches('<').trim_end_matches('>');
+    if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+        return http_url(value);
+    }
+    let path = match url::Url::parse(trimmed) {
+        Ok(u) if u.scheme() == "file" => {
+            u.to_file_path().map_err(|_| format!("expected a file:// URL of a local file, got {}", shown(value)))?
+        }
+        _ => base.join(trimmed),
+    };
+    match path.canonicalize() {
+        Ok(p) if p.is_file() => Ok(p.display().to_string()),
+        _ => Err(format!(
+            "expected an http(s) URL, a file:// URL or a path to an existing file, got {} (looked for {})",
+            shown(value),
+            path.display()
+        )),
+    }
+}
+
+fn parse_with(body: &str, local_base: Option<&std::path::Path>) -> Result<ConnectorRequest, InvalidRequest> {
     let found = sections(body);
     let answer = |field: Field| -> Option<String> {
         // A heading given twice: the last answer wins, as when someone edits by appending.
@@ -345,7 +380,7 @@ pub fn parse(body: &str) -> Result<ConnectorRequest, InvalidRequest> {
     let openapi_url = match answer(Field::OpenapiUrl) {
         None => None,
         Some(v) if v.is_empty() => None,
-        Some(v) => match http_url(&v) {
+        Some(v) => match openapi_location(&v, local_base) {
             Ok(u) => Some(u),
             Err(e) => {
                 fail(Field::OpenapiUrl, format!("{e} (or leave it empty)"));

@@ -10,7 +10,7 @@ use connector_factory::agent::{self, AgentRequest, Outcome, RunOptions, RunResul
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::{API_KEY, FakeLlm};
+use support::fake_llm::{API_KEY, FakeLlm};
 
 /// Sessions that run the spec-test suite take turns: the suite's timing checks are honest only
 /// on a machine that is not running four other suites at once.

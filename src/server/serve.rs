@@ -4,8 +4,9 @@ use super::dispatch::Dispatcher;
 use super::{AppState, router};
 use crate::config::{AppCredentials, Settings, Source};
 use crate::github::route::RouteContext;
+use crate::pipeline::{PipelineConfig, PipelineHandler, platforms_for_serve};
 use crate::store;
-use crate::worker::{JobHandler, JobQueue, PlaceholderPipelineHandler, PoolConfig, WorkerPool};
+use crate::worker::{JobHandler, JobQueue, PoolConfig, WorkerPool};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,8 +70,10 @@ pub async fn serve(
 ) -> Result<()> {
     let store = store::open(&settings.database_url).await?;
     let queue = JobQueue::new(store.clone());
-    // Until the pipeline lands, jobs are recorded and failed with an explicit message.
-    let handler: Arc<dyn JobHandler> = Arc::new(PlaceholderPipelineHandler);
+    let handler: Arc<dyn JobHandler> = Arc::new(PipelineHandler {
+        platforms: platforms_for_serve(&settings),
+        config: PipelineConfig::from_settings(&settings),
+    });
     let pool = WorkerPool::start(
         queue.clone(),
         handler,

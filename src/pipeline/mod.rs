@@ -1,0 +1,163 @@
+//! The stages a job runs through, on any [`Platform`].
+//!
+//! - [`generate`]: request issue → connector PR (also for `/factory retry`).
+//! - [`status`]: the status comment, edited in place.
+//! - [`produce`]: the door to the agents.
+//! - [`pr`]: the pull request's title and body.
+//! - [`run`]: `connector-factory run`, the same pipeline on a local repository.
+//!
+//! [`PipelineHandler`] is the worker's [`JobHandler`]: it builds a [`Platform`] for each job
+//! through a [`PlatformFactory`] and runs the stage the job's kind asks for.
+
+pub mod generate;
+pub mod pr;
+pub mod produce;
+pub mod run;
+pub mod status;
+
+use crate::config::{LlmSettings, Settings};
+use crate::git::Identity;
+use crate::platform::Platform;
+use crate::spectest::SuiteOptions;
+use crate::store::{Job, JobKind};
+use crate::worker::{JobContext, JobHandler, JobOutcome};
+use anyhow::Result;
+use async_trait::async_trait;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// How the pipeline works, the same for every job.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Who the connector commits are by.
+    pub identity: Identity,
+    /// The `<author>` level in the registry layout of generated connectors.
+    pub author: String,
+    /// Where workspaces are made (the system's temporary folder when `None`).
+    pub workspace_parent: Option<PathBuf>,
+    pub llm: LlmSettings,
+    pub spec_tests: SuiteOptions,
+}
+
+impl PipelineConfig {
+    pub fn from_settings(settings: &Settings) -> PipelineConfig {
+        PipelineConfig {
+            identity: Identity::default(),
+            author: "connector-factory".into(),
+            workspace_parent: None,
+            llm: settings.llm.clone(),
+            spec_tests: SuiteOptions::default(),
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            identity: Identity::default(),
+            author: "connector-factory".into(),
+            workspace_parent: None,
+            llm: LlmSettings { provider: None, base_url: None, model: None, api_key: None },
+            spec_tests: SuiteOptions::default(),
+        }
+    }
+}
+
+/// Phase reports and cancellation for one run: the worker's job context in the app, nothing
+/// but a token for a local run.
+#[derive(Clone)]
+pub struct Control {
+    job: Option<JobContext>,
+    cancel: CancellationToken,
+}
+
+/// Returned between phases once the job was asked to stop.
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
+
+impl Control {
+    pub fn for_job(ctx: JobContext) -> Control {
+        let cancel = ctx.cancelled().clone();
+        Control { job: Some(ctx), cancel }
+    }
+
+    pub fn standalone(cancel: CancellationToken) -> Control {
+        Control { job: None, cancel }
+    }
+
+    pub fn job_id(&self) -> Option<i64> {
+        self.job.as_ref().map(|c| c.job_id().0)
+    }
+
+    /// Records the phase in the store. A failed write is logged, not fatal: the status comment
+    /// says the same, and losing the lease shows up through cancellation anyway.
+    pub async fn phase(&self, phase: status::Phase) {
+        if let Some(ctx) = &self.job
+            && let Err(err) = ctx.phase(phase.as_str()).await
+        {
+            tracing::warn!(job = %ctx.job_id(), "recording phase {} failed: {err:#}", phase.as_str());
+        }
+    }
+
+    /// Runs `work` unless the job is cancelled first; the work is dropped then (child processes
+    /// of the spec tests are killed with it).
+    pub async fn until_cancelled<T>(&self, work: impl Future<Output = T>) -> Result<T, Cancelled> {
+        tokio::select! {
+            done = work => Ok(done),
+            _ = self.cancel.cancelled() => Err(Cancelled),
+        }
+    }
+
+    /// `Err(Cancelled)` once the job should stop; called between phases.
+    pub fn check(&self) -> Result<(), Cancelled> {
+        if self.cancel.is_cancelled() { Err(Cancelled) } else { Ok(()) }
+    }
+}
+
+/// Builds the platform a job works on. The GitHub App's factory makes an installation client for
+/// `job.installation_id` and `job.repository`; tests hand out fakes.
+#[async_trait]
+pub trait PlatformFactory: Send + Sync {
+    async fn for_job(&self, job: &Job) -> Result<Arc<dyn Platform>>;
+}
+
+/// Stands in until the GitHub client is merged: every job fails with this explanation.
+pub struct NoGitHubClient;
+
+#[async_trait]
+impl PlatformFactory for NoGitHubClient {
+    async fn for_job(&self, _job: &Job) -> Result<Arc<dyn Platform>> {
+        anyhow::bail!("this build has no GitHub client yet, so jobs cannot reach GitHub")
+    }
+}
+
+/// The platforms `serve` uses. The one place where the GitHub platform gets plugged in.
+pub fn platforms_for_serve(_settings: &Settings) -> Arc<dyn PlatformFactory> {
+    Arc::new(NoGitHubClient)
+}
+
+/// The worker's job handler: generate and retry jobs run [`generate::run`].
+pub struct PipelineHandler {
+    pub platforms: Arc<dyn PlatformFactory>,
+    pub config: PipelineConfig,
+}
+
+#[async_trait]
+impl JobHandler for PipelineHandler {
+    async fn handle(&self, job: Job, ctx: JobContext) -> Result<JobOutcome> {
+        match job.kind {
+            JobKind::Generate | JobKind::Retry => {
+                let input = generate::GenerateJob::from_job(&job)?;
+                let platform = self.platforms.for_job(&job).await?;
+                let outcome = generate::run(platform.as_ref(), &input, &self.config, &Control::for_job(ctx)).await;
+                Ok(outcome.into_job_outcome())
+            }
+            other => Ok(JobOutcome::Failed {
+                error: format!("'{other}' jobs are not handled by the pipeline yet"),
+                result: None,
+            }),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Where the factory's repository lives, as the pipeline sees it.
+//!
+//! The pipeline never talks to GitHub directly: it asks a [`Platform`] for the default branch,
+//! where to clone from, whether someone may command the bot, and to write comments and pull
+//! requests. `GitHubPlatform` (the GitHub App) is one implementation; [`local::LocalPlatform`]
+//! is another, which treats a repository on disk as the platform and writes what it would post
+//! into a folder, so `connector-factory run` goes through the very same pipeline offline.
+
+pub mod local;
+
+use crate::config::Secret;
+use serde::{Deserialize, Serialize};
+
+/// A pull request as the pipeline needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub url: String,
+    /// The head branch name, without `refs/heads/`.
+    pub head: String,
+    /// `open` or `closed`.
+    pub state: String,
+    pub draft: bool,
+}
+
+/// What to open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrSpec {
+    pub branch: String,
+    pub base: String,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+    pub draft: bool,
+}
+
+/// What git authenticates with when it pushes: for GitHub, `x-access-token` and the
+/// installation token. Handed to git through its credentials callback only.
+#[derive(Debug, Clone)]
+pub struct GitCredentials {
+    pub username: String,
+    pub password: Secret,
+}
+
+#[async_trait::async_trait]
+pub trait Platform: Send + Sync {
+    /// `owner/name`.
+    fn repository(&self) -> String;
+
+    async fn default_branch(&self) -> anyhow::Result<String>;
+
+    /// What git clones from and pushes to. Never carries credentials.
+    async fn remote_url(&self) -> anyhow::Result<String>;
+
+    /// `None`: the remote needs no authentication (a local repository).
+    async fn git_credentials(&self) -> anyhow::Result<Option<GitCredentials>>;
+
+    /// Whether `login` may command the bot (write access or more). Callers treat `Err` as
+    /// `false`: when in doubt, the bot does nothing on someone's behalf.
+    async fn can_write(&self, login: &str) -> anyhow::Result<bool>;
+
+    /// Reacts to an issue; `content` is a GitHub reaction name (`eyes`, `rocket`, ...).
+    async fn react_issue(&self, issue: u64, content: &str) -> anyhow::Result<()>;
+
+    async fn react_comment(&self, comment_id: u64, content: &str) -> anyhow::Result<()>;
+
+    /// Returns the new comment's id.
+    async fn create_comment(&self, issue: u64, body: &str) -> anyhow::Result<u64>;
+
+    async fn update_comment(&self, comment_id: u64, body: &str) -> anyhow::Result<()>;
+
+    /// A comment written by this app on `issue` that contains `marker`: its id and body.
+    async fn find_bot_comment(&self, issue: u64, marker: &str) -> anyhow::Result<Option<(u64, String)>>;
+
+    /// The pull request (open or closed) whose head is `branch` in this repository.
+    async fn find_pull_by_head(&self, branch: &str) -> anyhow::Result<Option<PullRequest>>;
+
+    async fn create_pull(&self, spec: &PrSpec) -> anyhow::Result<PullRequest>;
+
+    async fn update_pull(&self, number: u64, title: &str, body: &str) -> anyhow::Result<()>;
+
+    async fn add_labels(&self, issue: u64, labels: &[String]) -> anyhow::Result<()>;
+
+    /// The current body of an issue or pull request (GitHub serves both as issues).
+    ///
+    /// Added to the brief's trait because a retry job carries only the comment: the request
+    /// itself has to be read again from the issue, and a retry asked on the PR has to find the
+    /// issue through the PR's body first.
+    async fn issue_body(&self, number: u64) -> anyhow::Result<String>;
+
+    /// A link people can follow to a folder on a branch, for comments. GitHub's web layout by
+    /// default; a platform elsewhere (GitHub Enterprise, a local repository) says its own.
+    fn browse_url(&self, branch: &str, path: &str) -> String {
+        format!("https://github.com/{}/tree/{branch}/{path}", self.repository())
+    }
+}

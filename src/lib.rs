@@ -16,3 +16,4 @@ pub mod command;
 pub mod request;
 pub mod config;
 pub mod server;
+pub mod platform;

@@ -17,3 +17,4 @@ pub mod request;
 pub mod config;
 pub mod server;
 pub mod platform;
+pub mod setup;

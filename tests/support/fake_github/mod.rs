@@ -512,18 +512,19 @@ async fn intercept(AxState(shared): AxState<Arc<Shared>>, request: Request, next
     let (mut parts, body) = response.into_parts();
     let mut bytes: Bytes = to_bytes(body, 64 << 20).await.unwrap_or_default();
     let status = parts.status.as_u16();
-    if parts.status.is_success() && !bytes.is_empty() {
-        if let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) {
-            let corruption = shared.lock().take_corruption(&path);
-            if let Some(corrupt) = corruption {
-                corrupt(&mut value);
-                bytes = Bytes::from(serde_json::to_vec(&value).unwrap());
-            }
-            if let Some(checker) = &shared.checker {
-                if let Err(violation) = checker.check(&method, &path, status, &value) {
-                    shared.lock().violations.push(violation);
-                }
-            }
+    if parts.status.is_success()
+        && !bytes.is_empty()
+        && let Ok(mut value) = serde_json::from_slice::<Value>(&bytes)
+    {
+        let corruption = shared.lock().take_corruption(&path);
+        if let Some(corrupt) = corruption {
+            corrupt(&mut value);
+            bytes = Bytes::from(serde_json::to_vec(&value).unwrap());
+        }
+        if let Some(checker) = &shared.checker
+            && let Err(violation) = checker.check(&method, &path, status, &value)
+        {
+            shared.lock().violations.push(violation);
         }
     }
     // The body may have changed size.
@@ -561,6 +562,7 @@ fn fault_response(fault: &Fault) -> Response {
 type Shd = AxState<Arc<Shared>>;
 
 /// The repository, if the calling installation covers it (GitHub says 404 otherwise).
+#[allow(clippy::result_large_err)] // the error is the response itself
 fn repo_access<'a>(s: &'a State, caller: &Caller, owner: &str, repo: &str) -> Result<&'a RepoRecord, Response> {
     let full = format!("{owner}/{repo}");
     let Caller::Installation(id) = caller else {
@@ -846,10 +848,10 @@ async fn add_issue_labels(
         if !issue.labels.iter().any(|l| l.eq_ignore_ascii_case(&canonical)) {
             issue.labels.push(canonical.clone());
         }
-        if let Some(pull) = s.pulls.get_mut(&(full.clone(), number)) {
-            if !pull.labels.iter().any(|l| l.eq_ignore_ascii_case(&canonical)) {
-                pull.labels.push(canonical);
-            }
+        if let Some(pull) = s.pulls.get_mut(&(full.clone(), number))
+            && !pull.labels.iter().any(|l| l.eq_ignore_ascii_case(&canonical))
+        {
+            pull.labels.push(canonical);
         }
     }
     let r = s.repos[&full].clone();

@@ -332,3 +332,53 @@ async fn platform_pull_requests() {
     assert_eq!((stored.title.as_str(), stored.body.as_deref()), ("Add the Stripe connector (2)", Some("new body")));
     assert!(p.find_pull_by_head("connector/strip").await.unwrap().is_none());
 }
+
+/// Guards the guard: every call the bot makes was answered through the schema check.
+#[tokio::test]
+async fn every_operation_the_bot_uses_is_schema_checked() {
+    let e = env().await;
+    let p = e.platform();
+    let n = e.fake.add_issue(REPO, "t", "", "alice");
+    e.fake.set_role(REPO, "wil", "write");
+    p.default_branch().await.unwrap();
+    e.client.get_issue("acme", "widgets", n).await.unwrap();
+    let id = p.create_comment(n, "<!-- m -->").await.unwrap();
+    p.update_comment(id, "<!-- m --> 2").await.unwrap();
+    p.find_bot_comment(n, "<!-- m -->").await.unwrap().unwrap();
+    p.react_issue(n, "eyes").await.unwrap();
+    p.react_comment(id, "eyes").await.unwrap();
+    let spec = PrSpec {
+        branch: "connector/x".into(),
+        base: "main".into(),
+        title: "t".into(),
+        body: "b".into(),
+        labels: vec!["connector".into()],
+        draft: false,
+    };
+    let pr = p.create_pull(&spec).await.unwrap();
+    p.update_pull(pr.number, "t2", "b2").await.unwrap();
+    p.find_pull_by_head("connector/x").await.unwrap().unwrap();
+    e.client.get_label("acme", "widgets", "connector").await.unwrap().unwrap();
+    assert!(p.can_write("wil").await.unwrap());
+    let checked = e.fake.checked_operations();
+    for op in [
+        "apps/create-installation-access-token",
+        "apps/get-authenticated",
+        "repos/get",
+        "issues/get",
+        "issues/create-comment",
+        "issues/update-comment",
+        "issues/list-comments",
+        "reactions/create-for-issue",
+        "reactions/create-for-issue-comment",
+        "pulls/create",
+        "pulls/update",
+        "pulls/list",
+        "issues/get-label",
+        "issues/create-label",
+        "issues/add-labels",
+        "repos/get-collaborator-permission-level",
+    ] {
+        assert!(checked.iter().any(|c| c == op), "{op} was not schema-checked; checked: {checked:?}");
+    }
+}

@@ -147,3 +147,19 @@ async fn a_used_or_unknown_code_is_an_error() {
     assert!(format!("{err:#}").contains("single-use"), "{err:#}");
     assert!(setup::exchange_code(&fake.url(), "never-issued").await.is_err());
 }
+
+#[test]
+fn the_setup_subcommand_is_wired_and_refuses_a_public_bind() {
+    let bin = env!("CARGO_BIN_EXE_connector-factory");
+    let help = std::process::Command::new(bin).args(["setup", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--webhook-url"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["setup", "--webhook-url", "https://x.example/webhook", "--bind", "0.0.0.0:0", "--out"])
+        .arg(dir.path().join("app.env"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}

@@ -302,6 +302,11 @@ impl FakeGitHub {
         self.state().converted.clone()
     }
 
+    /// Operation ids whose answers were schema-checked so far.
+    pub fn checked_operations(&self) -> Vec<String> {
+        self.state().checked.iter().cloned().collect()
+    }
+
     /// Schema mismatches so far; taking them means the test has dealt with them.
     pub fn take_violations(&self) -> Vec<Violation> {
         std::mem::take(&mut self.state().violations)
@@ -521,10 +526,13 @@ async fn intercept(AxState(shared): AxState<Arc<Shared>>, request: Request, next
             corrupt(&mut value);
             bytes = Bytes::from(serde_json::to_vec(&value).unwrap());
         }
-        if let Some(checker) = &shared.checker
-            && let Err(violation) = checker.check(&method, &path, status, &value)
-        {
-            shared.lock().violations.push(violation);
+        if let Some(checker) = &shared.checker {
+            let outcome = checker.check(&method, &path, status, &value);
+            let mut s = shared.lock();
+            s.checked.insert(checker.operation_id(&method, &path).unwrap_or_else(|| format!("{method} {path}")));
+            if let Err(violation) = outcome {
+                s.violations.push(violation);
+            }
         }
     }
     // The body may have changed size.

@@ -203,6 +203,8 @@ pub struct State {
     pub corruptions: VecDeque<(String, Corruption)>,
     pub requests: Vec<RecordedRequest>,
     pub violations: Vec<Violation>,
+    /// Operation ids whose answers went through the schema check.
+    pub checked: BTreeSet<String>,
 }
 
 impl State {
@@ -229,6 +231,7 @@ impl State {
             corruptions: VecDeque::new(),
             requests: Vec::new(),
             violations: Vec::new(),
+            checked: BTreeSet::new(),
         }
     }
 

@@ -19,3 +19,4 @@ pub mod server;
 pub mod git;
 pub mod pipeline;
 pub mod platform;
+pub mod setup;

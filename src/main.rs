@@ -3,7 +3,7 @@
 //! so this file stays a table of contents.
 
 use clap::{Parser, Subcommand};
-use connector_factory::{agent, openapi, pipeline, scaffold, server, spectest, validate};
+use connector_factory::{agent, openapi, pipeline, scaffold, server, setup, spectest, validate};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -30,6 +30,8 @@ enum Command {
     Generate(agent::cli::GenerateCommand),
     /// Run the GitHub App: webhook server, job queue and workers.
     Serve(server::serve::ServeArgs),
+    /// Create the GitHub App through GitHub's manifest flow and write its credentials locally.
+    Setup(setup::SetupArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Openapi(args) => openapi::cli::run(args),
         Command::Generate(args) => agent::cli::run(args),
         Command::Serve(args) => server::serve::run(args),
+        Command::Setup(args) => setup::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,7 +1,8 @@
 //! Shared test helpers: bare repositories, a git smart-HTTP server, a static file server, a
-//! recording platform, and the scripted fake LLM server.
+//! recording platform, the scripted fake LLM server and the fake GitHub.
 #![allow(dead_code)]
 
+pub mod fake_github;
 pub mod fake_llm;
 pub mod files;
 pub mod git_http;

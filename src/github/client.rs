@@ -1,0 +1,822 @@
+//! The GitHub REST calls the bot makes, sent through octocrab's HTTP stack.
+//!
+//! octocrab supplies the client (rustls, timeouts, base URI handling, the API version header) and
+//! the app JWT (see `app.rs`). Requests go out through [`Octocrab::execute`] rather than the typed
+//! handlers so that status and headers stay visible: retries need `retry-after` and the rate-limit
+//! headers, which octocrab's typed errors drop, and installation tokens are sent as
+//! `Authorization: token …` from our own cache. Bodies are read into small serde types that hold
+//! only what the bot uses, so a GitHub object gaining or reshaping an unrelated field cannot break
+//! a call.
+//!
+//! Nothing here logs a token, a JWT or a request body.
+
+use super::app::GitHubApp;
+use crate::config::Secret;
+use anyhow::{Context, Result, anyhow, bail};
+use http::header::{ACCEPT, AUTHORIZATION, HeaderValue, USER_AGENT};
+use http::{HeaderMap, Method, StatusCode};
+use octocrab::Octocrab;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How hard a call tries before giving up.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included.
+    pub max_attempts: u32,
+    /// First back-off after a 502/503/504; doubled on each further attempt.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// The longest wait a rate limit may ask for. A longer one fails the call instead of
+    /// stalling a worker; the job can be retried later.
+    pub max_rate_limit_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+            max_rate_limit_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = exp.min(self.max_delay);
+        // Up to 20% jitter, so workers that failed together do not come back together.
+        let jitter = capped.mul_f64(rand::random::<f64>() * 0.2);
+        capped + jitter
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    server_errors: AtomicU64,
+    rate_limited: AtomicU64,
+    transport_errors: AtomicU64,
+    token_mints: AtomicU64,
+}
+
+/// Totals since start, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ApiMetrics {
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+    /// Requests sent again after a 5xx, a rate limit or a transport error.
+    pub retries: u64,
+    /// 502/503/504 answers.
+    pub server_errors: u64,
+    /// Rate-limit answers (403/429 with retry-after or an exhausted quota).
+    pub rate_limited: u64,
+    /// Requests that got no HTTP answer at all.
+    pub transport_errors: u64,
+    /// Installation tokens minted.
+    pub token_mints: u64,
+}
+
+/// An answer from GitHub that the call did not expect. Kept as a type so callers can
+/// `downcast_ref` and look at the status.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("GitHub {method} {path} answered {status}: {message}")]
+pub struct ApiError {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub message: String,
+}
+
+/// The status of the [`ApiError`] behind an error, if there is one.
+pub fn api_status(err: &anyhow::Error) -> Option<u16> {
+    err.downcast_ref::<ApiError>().map(|e| e.status)
+}
+
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    /// As the app itself: a JWT (`Authorization: Bearer`).
+    App(&'a Secret),
+    /// As an installation: an installation token (`Authorization: token`).
+    Installation(&'a Secret),
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub method: Method,
+    pub path: String,
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl ApiResponse {
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// `Err(ApiError)` unless the status is 2xx.
+    pub fn success(self) -> Result<ApiResponse> {
+        if self.is_success() { Ok(self) } else { Err(self.error().into()) }
+    }
+
+    pub fn error(&self) -> ApiError {
+        // GitHub's error bodies carry `message`; anything else is cut short, never echoed whole.
+        let message = serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| self.body.chars().take(200).collect());
+        ApiError {
+            method: self.method.to_string(),
+            path: self.path.clone(),
+            status: self.status.as_u16(),
+            message: if message.trim().is_empty() { "(no message)".into() } else { message },
+        }
+    }
+
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_str(&self.body)
+            .with_context(|| format!("GitHub {} {}: unexpected response body", self.method, self.path))
+    }
+
+    /// The `rel="next"` target of the `Link` header.
+    pub fn next_link(&self) -> Option<String> {
+        let link = self.headers.get("link")?.to_str().ok()?;
+        link.split(',').find_map(|part| {
+            let (url, params) = part.split_once(';')?;
+            let is_next = params.split(';').any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
+            is_next.then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        })
+    }
+}
+
+/// The HTTP side shared by the app and all its installations: one octocrab client, the retry
+/// policy and the counters.
+pub struct Api {
+    octo: Octocrab,
+    base: url::Url,
+    retry: RetryPolicy,
+    counters: Arc<Counters>,
+}
+
+impl Api {
+    pub fn new(api_url: &str) -> Result<Api> {
+        let base = url::Url::parse(api_url).with_context(|| format!("GitHub API URL '{api_url}' is not a URL"))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            bail!("GitHub API URL '{api_url}' must be http(s)");
+        }
+        let octo = Octocrab::builder()
+            .base_uri(api_url.trim_end_matches('/'))
+            .context("GitHub API URL")?
+            .add_header(USER_AGENT, "connector-factory".to_string())
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .set_write_timeout(Some(Duration::from_secs(60)))
+            .build()
+            .context("building the GitHub HTTP client")?;
+        Ok(Api { octo, base, retry: RetryPolicy::default(), counters: Arc::default() })
+    }
+
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    pub fn base_url(&self) -> &url::Url {
+        &self.base
+    }
+
+    pub fn metrics(&self) -> ApiMetrics {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ApiMetrics {
+            requests: get(&c.requests),
+            retries: get(&c.retries),
+            server_errors: get(&c.server_errors),
+            rate_limited: get(&c.rate_limited),
+            transport_errors: get(&c.transport_errors),
+            token_mints: get(&c.token_mints),
+        }
+    }
+
+    pub(crate) fn count_token_mint(&self) {
+        self.counters.token_mints.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A link GitHub handed out (pagination), as a path below the API root; `None` when it
+    /// points elsewhere, so a token is never sent to another host.
+    fn relative(&self, absolute: &str) -> Option<String> {
+        let url = url::Url::parse(absolute).ok()?;
+        if url.origin() != self.base.origin() {
+            return None;
+        }
+        let root = self.base.path().trim_end_matches('/');
+        let path = url.path().strip_prefix(root).unwrap_or(url.path());
+        Some(match url.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        })
+    }
+
+    /// Sends a request, retrying 502/503/504 and rate limits within the policy. The final
+    /// response is returned whatever its status; `Err` only when no answer came.
+    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>, auth: Auth<'_>) -> Result<ApiResponse> {
+        let mut attempt = 1;
+        loop {
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.send_once(&method, path, body, auth).await;
+            let wait = match &outcome {
+                Err(err) => {
+                    self.counters.transport_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%method, path, attempt, "GitHub request failed: {err}");
+                    // Only reads are repeated blindly: a write may have landed before the
+                    // connection broke, and repeating it would comment twice.
+                    (method == Method::GET).then(|| self.retry.backoff(attempt))
+                }
+                Ok(resp) => self.retry_wait(resp, attempt),
+            };
+            match (wait, outcome) {
+                (Some(wait), _) if attempt < self.retry.max_attempts => {
+                    tracing::info!(%method, path, attempt, wait_ms = wait.as_millis() as u64, "retrying GitHub request");
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                (_, Ok(resp)) => return Ok(resp),
+                (_, Err(err)) => return Err(anyhow!(err).context(format!("GitHub {method} {path}: no answer"))),
+            }
+        }
+    }
+
+    /// How long to wait before trying again, or `None` when the answer is final.
+    fn retry_wait(&self, resp: &ApiResponse, attempt: u32) -> Option<Duration> {
+        let status = resp.status.as_u16();
+        if matches!(status, 502..=504) {
+            self.counters.server_errors.fetch_add(1, Ordering::Relaxed);
+            return Some(self.retry.backoff(attempt));
+        }
+        if !matches!(status, 403 | 429) {
+            return None;
+        }
+        let header = |name: &str| resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let wait = if let Some(after) = header("retry-after") {
+            parse_retry_after(after)
+        } else if header("x-ratelimit-remaining") == Some("0") {
+            header("x-ratelimit-reset").and_then(|r| r.parse::<i64>().ok()).map(|reset| {
+                let now = chrono::Utc::now().timestamp_millis();
+                // A quarter second past the reset, so the first request after it is not early.
+                Duration::from_millis((reset * 1000 - now).max(0) as u64 + 250)
+            })
+        } else if status == 429 || resp.body.to_ascii_lowercase().contains("secondary rate limit") {
+            // GitHub's advice when a secondary limit names no time: wait at least a minute.
+            Some(Duration::from_secs(60))
+        } else {
+            None // a plain 403: no permission, not worth repeating
+        }?;
+        self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        if wait > self.retry.max_rate_limit_wait {
+            tracing::warn!(path = %resp.path, wait_secs = wait.as_secs(), "GitHub rate limit asks for a longer wait than allowed; giving up");
+            return None;
+        }
+        Some(wait)
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+        auth: Auth<'_>,
+    ) -> std::result::Result<ApiResponse, octocrab::Error> {
+        let mut builder = http::Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(ACCEPT, HeaderValue::from_static("application/vnd.github+json"));
+        let credential = match auth {
+            Auth::None => None,
+            Auth::App(jwt) => Some(format!("Bearer {}", jwt.expose())),
+            Auth::Installation(token) => Some(format!("token {}", token.expose())),
+        };
+        if let Some(credential) = credential {
+            // Marked sensitive so that no layer below prints it.
+            let mut value = HeaderValue::from_str(&credential).map_err(|e| octocrab::Error::Other {
+                source: Box::new(e),
+                backtrace: std::backtrace::Backtrace::capture(),
+            })?;
+            value.set_sensitive(true);
+            builder = builder.header(AUTHORIZATION, value);
+        }
+        let request = self.octo.build_request(builder, body)?;
+        let response = self.octo.execute(request).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = self.octo.body_to_string(response).await?;
+        tracing::debug!(%method, path, status = status.as_u16(), "GitHub answered");
+        Ok(ApiResponse { method: method.clone(), path: path.to_string(), status, headers, body })
+    }
+}
+
+/// `Retry-After` is seconds or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+/// One path segment, percent-encoded (label names have spaces, branches have slashes).
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+}
+
+// ---- what the bot reads from GitHub's objects ----
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct User {
+    pub login: String,
+    pub id: u64,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Repository {
+    pub id: u64,
+    pub full_name: String,
+    pub default_branch: String,
+    pub clone_url: String,
+    pub html_url: String,
+    #[serde(default)]
+    pub private: bool,
+    #[serde(default)]
+    pub archived: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum IssueLabel {
+    Name(String),
+    Label { name: String },
+}
+
+impl IssueLabel {
+    pub fn name(&self) -> &str {
+        match self {
+            IssueLabel::Name(n) | IssueLabel::Label { name: n } => n,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Issue {
+    pub number: u64,
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub state: String,
+    #[serde(default)]
+    pub user: Option<User>,
+    #[serde(default)]
+    pub labels: Vec<IssueLabel>,
+    pub html_url: String,
+    /// Present when the issue is a pull request.
+    #[serde(default)]
+    pub pull_request: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct IssueComment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub user: Option<User>,
+    pub html_url: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Reaction {
+    pub id: u64,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Label {
+    pub id: u64,
+    pub name: String,
+    pub color: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PullRef {
+    #[serde(rename = "ref")]
+    pub ref_name: String,
+    pub label: String,
+    pub sha: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PullRequestInfo {
+    pub number: u64,
+    pub html_url: String,
+    pub state: String,
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub draft: Option<bool>,
+    pub head: PullRef,
+    pub base: PullRef,
+    #[serde(default)]
+    pub merged_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct CollaboratorPermission {
+    /// The legacy level: `admin`, `write`, `read` or `none` (maintain shows as write).
+    pub permission: String,
+    /// The role itself: `admin`, `maintain`, `write`, `triage`, `read`, or a custom role.
+    #[serde(default)]
+    pub role_name: String,
+}
+
+impl CollaboratorPermission {
+    /// Write, maintain or admin. Custom roles count by their base level, which `permission` shows.
+    pub fn grants_write(&self) -> bool {
+        let writes = |p: &str| matches!(p, "admin" | "maintain" | "write");
+        writes(&self.permission) || writes(&self.role_name)
+    }
+}
+
+/// `GET /app`: who the app is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct AppInfo {
+    pub id: u64,
+    #[serde(default)]
+    pub slug: Option<String>,
+    pub name: String,
+    pub html_url: String,
+}
+
+impl AppInfo {
+    /// The login GitHub shows on what the app writes: `<slug>[bot]`.
+    pub fn bot_login(&self) -> Option<String> {
+        self.slug.as_ref().map(|s| format!("{s}[bot]"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewPull<'a> {
+    pub title: &'a str,
+    /// The branch with the changes (same repository).
+    pub head: &'a str,
+    pub base: &'a str,
+    pub body: &'a str,
+    pub draft: bool,
+}
+
+/// The reactions GitHub accepts.
+pub const REACTIONS: [&str; 8] = ["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"];
+
+/// Label colour for labels the bot creates (GitHub's light grey-blue).
+pub const DEFAULT_LABEL_COLOR: &str = "c5def5";
+
+/// More pages than this means something is wrong; stop rather than loop.
+const MAX_PAGES: usize = 50;
+
+/// Calls made as one installation of the app.
+#[derive(Clone)]
+pub struct InstallationClient {
+    app: Arc<GitHubApp>,
+    installation_id: u64,
+}
+
+impl InstallationClient {
+    pub fn new(app: Arc<GitHubApp>, installation_id: u64) -> Self {
+        InstallationClient { app, installation_id }
+    }
+
+    pub fn installation_id(&self) -> u64 {
+        self.installation_id
+    }
+
+    pub fn app(&self) -> &Arc<GitHubApp> {
+        &self.app
+    }
+
+    /// A token valid for at least the app's renewal margin (git pushes use it).
+    pub async fn token(&self) -> Result<Secret> {
+        self.app.installation_token(self.installation_id).await
+    }
+
+    /// Sends with the installation token. A 401 means the token died early (revoked, app
+    /// re-installed): it is dropped and the call is made once more with a fresh one.
+    pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<ApiResponse> {
+        let token = self.token().await?;
+        let resp = self.app.api().send(method.clone(), path, body, Auth::Installation(&token)).await?;
+        if resp.status != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        tracing::info!(installation = self.installation_id, path, "installation token refused; minting a new one");
+        self.app.forget_token(self.installation_id, &token).await;
+        let token = self.token().await?;
+        self.app.api().send(method, path, body, Auth::Installation(&token)).await
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&Value>) -> Result<T> {
+        self.request(method, path, body).await?.success()?.json()
+    }
+
+    fn repo_path(owner: &str, repo: &str) -> String {
+        format!("/repos/{}/{}", segment(owner), segment(repo))
+    }
+
+    pub async fn get_repository(&self, owner: &str, repo: &str) -> Result<Repository> {
+        self.call(Method::GET, &Self::repo_path(owner, repo), None).await
+    }
+
+    pub async fn get_issue(&self, owner: &str, repo: &str, number: u64) -> Result<Issue> {
+        self.call(Method::GET, &format!("{}/issues/{number}", Self::repo_path(owner, repo)), None).await
+    }
+
+    /// Every comment on an issue or pull request, oldest first, following `Link: rel="next"`.
+    pub async fn list_issue_comments(&self, owner: &str, repo: &str, number: u64) -> Result<Vec<IssueComment>> {
+        let first =
+            format!("{}/issues/{number}/comments?{}", Self::repo_path(owner, repo), query(&[("per_page", "100")]));
+        self.paginate(first).await
+    }
+
+    async fn paginate<T: DeserializeOwned>(&self, first: String) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut next = Some(first);
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            pages += 1;
+            if pages > MAX_PAGES {
+                bail!("GitHub pagination went past {MAX_PAGES} pages; stopping");
+            }
+            let resp = self.request(Method::GET, &path, None).await?.success()?;
+            let mut items: Vec<T> = resp.json()?;
+            out.append(&mut items);
+            next = match resp.next_link() {
+                Some(link) => Some(
+                    self.app
+                        .api()
+                        .relative(&link)
+                        .ok_or_else(|| anyhow!("GitHub's next page link points at another host"))?,
+                ),
+                None => None,
+            };
+        }
+        Ok(out)
+    }
+
+    pub async fn create_issue_comment(&self, owner: &str, repo: &str, number: u64, body: &str) -> Result<IssueComment> {
+        let path = format!("{}/issues/{number}/comments", Self::repo_path(owner, repo));
+        self.call(Method::POST, &path, Some(&json!({ "body": body }))).await
+    }
+
+    pub async fn update_issue_comment(
+        &self,
+        owner: &str,
+        repo: &str,
+        comment_id: u64,
+        body: &str,
+    ) -> Result<IssueComment> {
+        let path = format!("{}/issues/comments/{comment_id}", Self::repo_path(owner, repo));
+        self.call(Method::PATCH, &path, Some(&json!({ "body": body }))).await
+    }
+
+    fn reaction_body(content: &str) -> Result<Value> {
+        if !REACTIONS.contains(&content) {
+            bail!("'{content}' is not a GitHub reaction (one of {})", REACTIONS.join(", "));
+        }
+        Ok(json!({ "content": content }))
+    }
+
+    pub async fn react_to_issue(&self, owner: &str, repo: &str, number: u64, content: &str) -> Result<Reaction> {
+        let body = Self::reaction_body(content)?;
+        let path = format!("{}/issues/{number}/reactions", Self::repo_path(owner, repo));
+        self.call(Method::POST, &path, Some(&body)).await
+    }
+
+    pub async fn react_to_comment(&self, owner: &str, repo: &str, comment_id: u64, content: &str) -> Result<Reaction> {
+        let body = Self::reaction_body(content)?;
+        let path = format!("{}/issues/comments/{comment_id}/reactions", Self::repo_path(owner, repo));
+        self.call(Method::POST, &path, Some(&body)).await
+    }
+
+    /// `None` when the repository has no such label.
+    pub async fn get_label(&self, owner: &str, repo: &str, name: &str) -> Result<Option<Label>> {
+        let path = format!("{}/labels/{}", Self::repo_path(owner, repo), segment(name));
+        let resp = self.request(Method::GET, &path, None).await?;
+        if resp.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        resp.success()?.json().map(Some)
+    }
+
+    pub async fn create_label(
+        &self,
+        owner: &str,
+        repo: &str,
+        name: &str,
+        color: &str,
+        description: &str,
+    ) -> Result<Label> {
+        let path = format!("{}/labels", Self::repo_path(owner, repo));
+        let body = json!({ "name": name, "color": color, "description": description });
+        let resp = self.request(Method::POST, &path, Some(&body)).await?;
+        if resp.status == StatusCode::UNPROCESSABLE_ENTITY {
+            // Someone (another worker) created it in between: use theirs.
+            if let Some(existing) = self.get_label(owner, repo, name).await? {
+                return Ok(existing);
+            }
+        }
+        resp.success()?.json()
+    }
+
+    /// Creates the labels the repository lacks, so they get our colour rather than GitHub's default.
+    pub async fn ensure_labels(&self, owner: &str, repo: &str, names: &[String]) -> Result<()> {
+        for name in names {
+            if self.get_label(owner, repo, name).await?.is_none() {
+                self.create_label(owner, repo, name, DEFAULT_LABEL_COLOR, "").await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds labels to an issue or pull request, creating missing ones first; returns the
+    /// issue's labels afterwards.
+    pub async fn add_labels(&self, owner: &str, repo: &str, number: u64, names: &[String]) -> Result<Vec<Label>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_labels(owner, repo, names).await?;
+        let path = format!("{}/issues/{number}/labels", Self::repo_path(owner, repo));
+        self.call(Method::POST, &path, Some(&json!({ "labels": names }))).await
+    }
+
+    /// Pull requests whose head is `branch` of this repository. `state`: open, closed or all.
+    pub async fn list_pulls_by_head(
+        &self,
+        owner: &str,
+        repo: &str,
+        branch: &str,
+        state: &str,
+    ) -> Result<Vec<PullRequestInfo>> {
+        let head = format!("{owner}:{branch}");
+        let path = format!(
+            "{}/pulls?{}",
+            Self::repo_path(owner, repo),
+            query(&[("head", &head), ("state", state), ("per_page", "100")])
+        );
+        self.paginate(path).await
+    }
+
+    pub async fn create_pull(&self, owner: &str, repo: &str, pull: &NewPull<'_>) -> Result<PullRequestInfo> {
+        let path = format!("{}/pulls", Self::repo_path(owner, repo));
+        self.call(Method::POST, &path, Some(&serde_json::to_value(pull)?)).await
+    }
+
+    pub async fn update_pull(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+        title: &str,
+        body: &str,
+    ) -> Result<PullRequestInfo> {
+        let path = format!("{}/pulls/{number}", Self::repo_path(owner, repo));
+        self.call(Method::PATCH, &path, Some(&json!({ "title": title, "body": body }))).await
+    }
+
+    pub async fn collaborator_permission(
+        &self,
+        owner: &str,
+        repo: &str,
+        login: &str,
+    ) -> Result<CollaboratorPermission> {
+        let path = format!("{}/collaborators/{}/permission", Self::repo_path(owner, repo), segment(login));
+        self.call(Method::GET, &path, None).await
+    }
+
+    /// Write, maintain or admin on the repository. Fails closed: a 404 (not a collaborator), any
+    /// other error status or no answer at all means no.
+    pub async fn can_write(&self, owner: &str, repo: &str, login: &str) -> bool {
+        match self.collaborator_permission(owner, repo, login).await {
+            Ok(p) => p.grants_write(),
+            Err(err) => {
+                if api_status(&err) != Some(404) {
+                    tracing::warn!(login, repository = %format!("{owner}/{repo}"), "permission check failed, treating as no write access: {err:#}");
+                }
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(segment("connector request"), "connector%20request");
+        assert_eq!(segment("a/b"), "a%2Fb");
+        assert_eq!(segment("dependabot[bot]"), "dependabot%5Bbot%5D");
+        assert_eq!(segment("plain-name_1.0~x"), "plain-name_1.0~x");
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(350),
+            ..RetryPolicy::default()
+        };
+        assert!(p.backoff(1) >= Duration::from_millis(100) && p.backoff(1) <= Duration::from_millis(120));
+        assert!(p.backoff(2) >= Duration::from_millis(200));
+        assert!(p.backoff(9) <= Duration::from_millis(420));
+    }
+
+    // octocrab's client needs a Tokio runtime to start its request buffer.
+    #[tokio::test]
+    async fn next_link() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "link",
+            HeaderValue::from_static(
+                "<https://api.github.com/repositories/1/issues/2/comments?page=3>; rel=\"next\", <https://api.github.com/repositories/1/issues/2/comments?page=9>; rel=\"last\"",
+            ),
+        );
+        let resp = ApiResponse {
+            method: Method::GET,
+            path: "/x".into(),
+            status: StatusCode::OK,
+            headers,
+            body: String::new(),
+        };
+        assert_eq!(resp.next_link().as_deref(), Some("https://api.github.com/repositories/1/issues/2/comments?page=3"));
+        let api = Api::new("https://api.github.com").unwrap();
+        assert_eq!(
+            api.relative("https://api.github.com/repositories/1/issues?page=3").as_deref(),
+            Some("/repositories/1/issues?page=3")
+        );
+        assert_eq!(api.relative("https://elsewhere.example/x"), None);
+        let ghes = Api::new("https://ghe.example/api/v3").unwrap();
+        assert_eq!(ghes.relative("https://ghe.example/api/v3/repos/a/b?page=2").as_deref(), Some("/repos/a/b?page=2"));
+    }
+
+    #[test]
+    fn write_levels() {
+        let p = |permission: &str, role: &str| CollaboratorPermission {
+            permission: permission.into(),
+            role_name: role.into(),
+        };
+        assert!(p("admin", "admin").grants_write());
+        assert!(p("write", "maintain").grants_write());
+        assert!(p("write", "write").grants_write());
+        assert!(!p("read", "triage").grants_write());
+        assert!(!p("read", "read").grants_write());
+        assert!(!p("none", "").grants_write());
+    }
+}

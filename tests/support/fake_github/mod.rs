@@ -1,0 +1,1041 @@
+//! A stateful fake of the GitHub REST API, for the bot's tests.
+//!
+//! An axum server on 127.0.0.1 (a free port) serving the endpoints the bot uses, over state the
+//! test sets up and inspects: repositories, issues, comments, reactions, labels, pull requests,
+//! collaborator roles, installations and their tokens. Like GitHub it checks credentials: app
+//! endpoints want an RS256 JWT signed with the app's key (issued at most 10 minutes ahead),
+//! repository endpoints an installation token that is known, unexpired, not revoked and whose
+//! installation covers the repository.
+//!
+//! Every request is recorded. Faults can be programmed (the next N answers 502, a secondary rate
+//! limit, an exhausted quota), and every 2xx JSON body is checked against GitHub's published
+//! schema for its operation ([`openapi`]); a mismatch is recorded, and dropping the fake with
+//! unclaimed mismatches fails the test.
+
+pub mod keys;
+pub mod objects;
+pub mod openapi;
+pub mod state;
+
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{Extension, Path, Query, Request, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use connector_factory::config::Secret;
+use keys::TestKey;
+use objects as obj;
+use openapi::{OpenApiChecker, Violation};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use state::*;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub const APP_ID: u64 = 4242;
+pub const APP_SLUG: &str = "connector-factory-test";
+
+struct Shared {
+    base: String,
+    state: Mutex<State>,
+    checker: Option<Arc<OpenApiChecker>>,
+    key: &'static TestKey,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct FakeGitHub {
+    shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Validate every 2xx JSON answer against GitHub's REST description.
+    pub check_schemas: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { check_schemas: true }
+    }
+}
+
+impl FakeGitHub {
+    pub async fn start() -> FakeGitHub {
+        FakeGitHub::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> FakeGitHub {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the fake GitHub");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = AppRecord {
+            id: APP_ID,
+            slug: APP_SLUG.into(),
+            name: "Connector Factory (test)".into(),
+            owner: UserRecord { login: "acme".into(), id: 7, kind: "Organization".into() },
+            created_at: chrono::Utc::now(),
+        };
+        let checker = options.check_schemas.then(OpenApiChecker::github);
+        let shared = Arc::new(Shared { base, state: Mutex::new(State::new(app)), checker, key: TestKey::shared() });
+        let router =
+            routes().layer(middleware::from_fn_with_state(shared.clone(), intercept)).with_state(shared.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        FakeGitHub { shared, stop: Some(stop) }
+    }
+
+    /// The API base URL (`GITHUB_API_URL`).
+    pub fn url(&self) -> String {
+        self.shared.base.clone()
+    }
+
+    pub fn app_id(&self) -> u64 {
+        APP_ID
+    }
+
+    /// The app's private key, PEM, as `GITHUB_PRIVATE_KEY` holds it.
+    pub fn private_key(&self) -> Secret {
+        Secret::new(self.shared.key.private_pem.clone())
+    }
+
+    pub fn bot_login(&self) -> String {
+        self.state().app.bot().login
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+
+    // ---- setting up ----
+
+    /// Adds `owner/name` (default branch `main`).
+    pub fn add_repo(&self, full_name: &str) {
+        let (owner, name) = full_name.split_once('/').expect("owner/name");
+        let mut s = self.state();
+        let owner = s.user(owner);
+        let id = s.id();
+        s.repos.insert(
+            full_name.to_string(),
+            RepoRecord {
+                id,
+                owner,
+                name: name.into(),
+                default_branch: "main".into(),
+                private: false,
+                clone_url: None,
+                created_at: chrono::Utc::now(),
+                labels: Vec::new(),
+                roles: BTreeMap::new(),
+                next_number: 1,
+            },
+        );
+    }
+
+    pub fn set_default_branch(&self, repo: &str, branch: &str) {
+        self.state().repos.get_mut(repo).expect("known repo").default_branch = branch.into();
+    }
+
+    /// What `clone_url` says, e.g. a local bare repository for the pipeline's tests.
+    pub fn set_clone_url(&self, repo: &str, url: &str) {
+        self.state().repos.get_mut(repo).expect("known repo").clone_url = Some(url.into());
+    }
+
+    pub fn add_installation(&self, id: u64, repos: &[&str]) {
+        self.state().installations.insert(id, repos.iter().map(|r| r.to_string()).collect());
+    }
+
+    pub fn set_role(&self, repo: &str, login: &str, role: &str) {
+        let mut s = self.state();
+        s.user(login);
+        s.repos.get_mut(repo).expect("known repo").roles.insert(login.to_ascii_lowercase(), role.into());
+    }
+
+    pub fn add_label(&self, repo: &str, name: &str, color: &str) {
+        let mut s = self.state();
+        let id = s.id();
+        s.repos.get_mut(repo).expect("known repo").labels.push(LabelRecord {
+            id,
+            name: name.into(),
+            color: color.into(),
+            description: None,
+        });
+    }
+
+    /// Opens an issue; returns its number.
+    pub fn add_issue(&self, repo: &str, title: &str, body: &str, author: &str) -> u64 {
+        let mut s = self.state();
+        let user = s.user(author);
+        new_issue(&mut s, repo, title, Some(body.to_string()), user, false)
+    }
+
+    /// A comment by anyone (`name[bot]` logins are bots); returns its id.
+    pub fn add_comment(&self, repo: &str, issue: u64, author: &str, body: &str) -> u64 {
+        let mut s = self.state();
+        let user = s.user(author);
+        new_comment(&mut s, repo, issue, user, body)
+    }
+
+    /// A pull request opened by someone else, or earlier; returns its number.
+    pub fn add_pull(&self, repo: &str, head: &str, base: &str, title: &str, state: &str) -> u64 {
+        let mut s = self.state();
+        let user = s.app.bot();
+        let number = new_issue(&mut s, repo, title, None, user.clone(), true);
+        let id = s.id();
+        let now = chrono::Utc::now();
+        s.pulls.insert(
+            (repo.to_string(), number),
+            PullRecord {
+                id,
+                number,
+                title: title.into(),
+                body: None,
+                head: head.into(),
+                base: base.into(),
+                head_sha: sha(id),
+                base_sha: sha(id + 1),
+                draft: false,
+                state: state.into(),
+                user,
+                labels: Vec::new(),
+                created_at: now,
+                updated_at: now,
+            },
+        );
+        number
+    }
+
+    /// A code the manifest flow's redirect would carry.
+    pub fn add_manifest_code(&self, code: &str) {
+        self.state().manifest_codes.insert(code.into());
+    }
+
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.state().token_lifetime = chrono::Duration::from_std(lifetime).unwrap();
+    }
+
+    /// Every token handed out so far stops working (as when an app is reinstalled).
+    pub fn revoke_tokens(&self) {
+        self.state().tokens.values_mut().for_each(|t| t.revoked = true);
+    }
+
+    // ---- faults ----
+
+    pub fn fail_next(&self, n: usize, status: u16) {
+        self.push_faults(n, Fault::Status(status), None);
+    }
+
+    /// Like [`fail_next`](Self::fail_next), for requests whose path contains `fragment`.
+    pub fn fail_next_on(&self, fragment: &str, n: usize, status: u16) {
+        self.push_faults(n, Fault::Status(status), Some(fragment));
+    }
+
+    pub fn secondary_rate_limit_next(&self, fragment: &str, retry_after_secs: u64) {
+        self.push_faults(1, Fault::SecondaryRateLimit { retry_after_secs }, Some(fragment));
+    }
+
+    pub fn quota_exhausted_next(&self, fragment: &str, reset_in_secs: u64) {
+        self.push_faults(1, Fault::QuotaExhausted { reset_in_secs }, Some(fragment));
+    }
+
+    fn push_faults(&self, n: usize, fault: Fault, only: Option<&str>) {
+        let mut s = self.state();
+        for _ in 0..n {
+            s.faults.push_back(PendingFault { fault: fault.clone(), only: only.map(str::to_string) });
+        }
+    }
+
+    /// Changes the next 2xx JSON answer to a request whose path contains `fragment`, before the
+    /// schema check sees it (to prove the check catches a wrong fake).
+    pub fn corrupt_next(&self, fragment: &str, f: impl FnOnce(&mut Value) + Send + 'static) {
+        self.state().corruptions.push_back((fragment.to_string(), Box::new(f)));
+    }
+
+    // ---- looking ----
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state().requests.clone()
+    }
+
+    pub fn requests_to(&self, fragment: &str) -> Vec<RecordedRequest> {
+        self.requests().into_iter().filter(|r| r.path.contains(fragment)).collect()
+    }
+
+    pub fn tokens_minted(&self) -> usize {
+        self.state().tokens.len()
+    }
+
+    pub fn comments(&self, repo: &str, issue: u64) -> Vec<CommentRecord> {
+        self.state().comments.values().filter(|c| c.repo == repo && c.issue == issue).cloned().collect()
+    }
+
+    pub fn reactions(&self, repo: &str) -> Vec<ReactionRecord> {
+        self.state().reactions.iter().filter(|r| r.repo == repo).cloned().collect()
+    }
+
+    pub fn issue_labels(&self, repo: &str, number: u64) -> Vec<String> {
+        self.state().issues.get(&(repo.to_string(), number)).map(|i| i.labels.clone()).unwrap_or_default()
+    }
+
+    pub fn repo_labels(&self, repo: &str) -> Vec<LabelRecord> {
+        self.state().repos.get(repo).map(|r| r.labels.clone()).unwrap_or_default()
+    }
+
+    pub fn pulls(&self, repo: &str) -> Vec<PullRecord> {
+        self.state().pulls.iter().filter(|((r, _), _)| r == repo).map(|(_, p)| p.clone()).collect()
+    }
+
+    pub fn converted_apps(&self) -> Vec<ConvertedApp> {
+        self.state().converted.clone()
+    }
+
+    /// Operation ids whose answers were schema-checked so far.
+    pub fn checked_operations(&self) -> Vec<String> {
+        self.state().checked.iter().cloned().collect()
+    }
+
+    /// Schema mismatches so far; taking them means the test has dealt with them.
+    pub fn take_violations(&self) -> Vec<Violation> {
+        std::mem::take(&mut self.state().violations)
+    }
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let violations = std::mem::take(&mut self.shared.lock().violations);
+        if !violations.is_empty() && !std::thread::panicking() {
+            let list: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
+            panic!("the fake GitHub sent answers that do not match GitHub's REST description:\n{}", list.join("\n"));
+        }
+    }
+}
+
+fn sha(seed: u64) -> String {
+    format!("{:040x}", (seed as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+}
+
+fn new_issue(s: &mut State, repo: &str, title: &str, body: Option<String>, user: UserRecord, is_pull: bool) -> u64 {
+    let id = s.id();
+    let r = s.repos.get_mut(repo).expect("known repo");
+    let number = r.next_number;
+    r.next_number += 1;
+    let now = chrono::Utc::now();
+    s.issues.insert(
+        (repo.to_string(), number),
+        IssueRecord {
+            id,
+            number,
+            title: title.into(),
+            body,
+            state: "open".into(),
+            user,
+            labels: Vec::new(),
+            is_pull,
+            created_at: now,
+            updated_at: now,
+        },
+    );
+    number
+}
+
+fn new_comment(s: &mut State, repo: &str, issue: u64, user: UserRecord, body: &str) -> u64 {
+    let id = s.id();
+    // Distinct, increasing timestamps keep "oldest first" meaningful within one second.
+    let now = chrono::Utc::now();
+    s.comments.insert(
+        id,
+        CommentRecord { id, repo: repo.into(), issue, user, body: body.into(), created_at: now, updated_at: now },
+    );
+    id
+}
+
+// ---- the HTTP side ----
+
+fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/app", get(get_app))
+        .route("/app/installations/{installation_id}/access_tokens", post(create_token))
+        .route("/app-manifests/{code}/conversions", post(convert_manifest))
+        .route("/repos/{owner}/{repo}", get(get_repo))
+        .route("/repos/{owner}/{repo}/issues/{issue_number}", get(get_issue))
+        .route("/repos/{owner}/{repo}/issues/{issue_number}/comments", get(list_comments).post(create_comment))
+        .route("/repos/{owner}/{repo}/issues/comments/{comment_id}", patch(update_comment))
+        .route("/repos/{owner}/{repo}/issues/{issue_number}/reactions", post(react_issue))
+        .route("/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", post(react_comment))
+        .route("/repos/{owner}/{repo}/issues/{issue_number}/labels", post(add_issue_labels))
+        .route("/repos/{owner}/{repo}/labels", post(create_label))
+        .route("/repos/{owner}/{repo}/labels/{name}", get(get_label))
+        .route("/repos/{owner}/{repo}/pulls", get(list_pulls).post(create_pull))
+        .route("/repos/{owner}/{repo}/pulls/{pull_number}", patch(update_pull))
+        .route("/repos/{owner}/{repo}/collaborators/{username}/permission", get(get_permission))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "Not Found") })
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "message": message, "documentation_url": "https://docs.github.com/rest" }))).into_response()
+}
+
+fn validation_failed(resource: &str, field: &str, code: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({
+            "message": "Validation Failed",
+            "errors": [{ "resource": resource, "field": field, "code": code }],
+            "documentation_url": "https://docs.github.com/rest"
+        })),
+    )
+        .into_response()
+}
+
+/// Who the credentials say the caller is.
+fn authenticate(shared: &Shared, path: &str, headers: &HeaderMap) -> Caller {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Caller::Anonymous;
+    };
+    let Some((scheme, credential)) = value.split_once(' ') else {
+        return Caller::Refused("malformed Authorization header");
+    };
+    let is_app_endpoint = path == "/app" || path.starts_with("/app/");
+    if is_app_endpoint {
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Caller::Refused("app endpoints need a JWT");
+        }
+        return match verify_jwt(shared, credential.trim()) {
+            Ok(()) => Caller::App,
+            Err(why) => Caller::Refused(why),
+        };
+    }
+    if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer")) {
+        return Caller::Refused("unknown scheme");
+    }
+    let s = shared.lock();
+    match s.tokens.get(credential.trim()) {
+        None => Caller::Refused("unknown token"),
+        Some(t) if t.revoked => Caller::Refused("revoked token"),
+        Some(t) if t.expires_at <= chrono::Utc::now() => Caller::Refused("expired token"),
+        Some(t) => Caller::Installation(t.installation_id),
+    }
+}
+
+fn verify_jwt(shared: &Shared, jwt: &str) -> Result<(), &'static str> {
+    use octocrab::jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+    let key = DecodingKey::from_rsa_der(&shared.key.public_der);
+    let mut validation = Validation::new(Algorithm::RS256);
+    // `iss` is the app id as a number, which jsonwebtoken's own `iss` check (strings) cannot
+    // read; it is checked below.
+    validation.set_required_spec_claims(&["exp"]);
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    let data = decode::<Value>(jwt, &key, &validation).map_err(|_| "JWT signature or expiry invalid")?;
+    let claims = data.claims;
+    let iss_ok = claims["iss"].as_u64() == Some(APP_ID) || claims["iss"].as_str() == Some(&APP_ID.to_string());
+    if !iss_ok {
+        return Err("JWT issuer is not this app");
+    }
+    let (iat, exp) = (claims["iat"].as_i64().unwrap_or(0), claims["exp"].as_i64().unwrap_or(0));
+    let now = chrono::Utc::now().timestamp();
+    if exp - iat > 600 || exp > now + 600 {
+        return Err("JWT lives longer than 10 minutes");
+    }
+    if iat > now + 60 {
+        return Err("JWT issued in the future");
+    }
+    Ok(())
+}
+
+/// Records, authenticates, injects faults and checks answers against the schema.
+async fn intercept(AxState(shared): AxState<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = to_bytes(body, 16 << 20).await.unwrap_or_default();
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_string();
+    let caller = authenticate(&shared, &path, &parts.headers);
+    let index = {
+        let mut s = shared.lock();
+        s.requests.push(RecordedRequest {
+            at: Instant::now(),
+            method: method.clone(),
+            path: path.clone(),
+            query: parts.uri.query().map(str::to_string),
+            caller: caller.clone(),
+            body: serde_json::from_slice(&bytes).ok(),
+            status: 0,
+            fault: false,
+        });
+        s.requests.len() - 1
+    };
+    let finish = |status: u16, fault: bool| {
+        let mut s = shared.lock();
+        s.requests[index].status = status;
+        s.requests[index].fault = fault;
+    };
+
+    let fault = shared.lock().take_fault(&path);
+    if let Some(fault) = fault {
+        let response = fault_response(&fault);
+        finish(response.status().as_u16(), true);
+        return response;
+    }
+
+    let allowed = if path.starts_with("/app-manifests/") {
+        // The code itself is the credential.
+        true
+    } else if path == "/app" || path.starts_with("/app/") {
+        caller == Caller::App
+    } else {
+        matches!(caller, Caller::Installation(_))
+    };
+    if !allowed {
+        let message = match caller {
+            Caller::Anonymous => "Requires authentication",
+            _ => "Bad credentials",
+        };
+        finish(401, false);
+        return error(StatusCode::UNAUTHORIZED, message);
+    }
+
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(caller);
+    let response = next.run(request).await;
+
+    let (mut parts, body) = response.into_parts();
+    let mut bytes: Bytes = to_bytes(body, 64 << 20).await.unwrap_or_default();
+    let status = parts.status.as_u16();
+    if parts.status.is_success()
+        && !bytes.is_empty()
+        && let Ok(mut value) = serde_json::from_slice::<Value>(&bytes)
+    {
+        let corruption = shared.lock().take_corruption(&path);
+        if let Some(corrupt) = corruption {
+            corrupt(&mut value);
+            bytes = Bytes::from(serde_json::to_vec(&value).unwrap());
+        }
+        if let Some(checker) = &shared.checker {
+            let outcome = checker.check(&method, &path, status, &value);
+            let mut s = shared.lock();
+            s.checked.insert(checker.operation_id(&method, &path).unwrap_or_else(|| format!("{method} {path}")));
+            if let Err(violation) = outcome {
+                s.violations.push(violation);
+            }
+        }
+    }
+    // The body may have changed size.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    finish(status, false);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+fn fault_response(fault: &Fault) -> Response {
+    match fault {
+        Fault::Status(status) => {
+            let status = StatusCode::from_u16(*status).unwrap();
+            error(status, status.canonical_reason().unwrap_or("error"))
+        }
+        Fault::SecondaryRateLimit { retry_after_secs } => {
+            let mut r = error(
+                StatusCode::FORBIDDEN,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            );
+            r.headers_mut().insert("retry-after", HeaderValue::from_str(&retry_after_secs.to_string()).unwrap());
+            r
+        }
+        Fault::QuotaExhausted { reset_in_secs } => {
+            let mut r = error(StatusCode::FORBIDDEN, "API rate limit exceeded for installation.");
+            let reset = chrono::Utc::now().timestamp() + *reset_in_secs as i64;
+            let h = r.headers_mut();
+            h.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
+            h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+            h.insert("x-ratelimit-reset", HeaderValue::from_str(&reset.to_string()).unwrap());
+            r
+        }
+    }
+}
+
+type Shd = AxState<Arc<Shared>>;
+
+/// The repository, if the calling installation covers it (GitHub says 404 otherwise).
+#[allow(clippy::result_large_err)] // the error is the response itself
+fn repo_access<'a>(s: &'a State, caller: &Caller, owner: &str, repo: &str) -> Result<&'a RepoRecord, Response> {
+    let full = format!("{owner}/{repo}");
+    let Caller::Installation(id) = caller else {
+        return Err(error(StatusCode::NOT_FOUND, "Not Found"));
+    };
+    let covered = s.installations.get(id).is_some_and(|repos| repos.contains(&full));
+    match s.repos.get(&full) {
+        Some(r) if covered => Ok(r),
+        _ => Err(error(StatusCode::NOT_FOUND, "Not Found")),
+    }
+}
+
+macro_rules! repo_or_return {
+    ($s:expr, $caller:expr, $owner:expr, $repo:expr) => {
+        match repo_access(&$s, &$caller, &$owner, &$repo) {
+            Ok(r) => r.clone(),
+            Err(resp) => return resp,
+        }
+    };
+}
+
+fn created(v: Value) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+fn ok(v: Value) -> Response {
+    (StatusCode::OK, Json(v)).into_response()
+}
+
+async fn get_app(AxState(sh): Shd) -> Response {
+    let s = sh.lock();
+    let app = &s.app;
+    ok(obj::integration(
+        &sh.base,
+        &obj::AppView { id: app.id, slug: &app.slug, name: &app.name, owner: &app.owner, created_at: app.created_at },
+    ))
+}
+
+async fn create_token(AxState(sh): Shd, Path(installation_id): Path<u64>) -> Response {
+    let mut s = sh.lock();
+    if !s.installations.contains_key(&installation_id) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let token = format!("ghs_{:032x}", rand::random::<u128>());
+    let expires_at = chrono::Utc::now() + s.token_lifetime;
+    s.tokens.insert(token.clone(), TokenRecord { installation_id, expires_at, revoked: false });
+    created(obj::installation_token(&token, &expires_at))
+}
+
+async fn convert_manifest(AxState(sh): Shd, Path(code): Path<String>) -> Response {
+    let mut s = sh.lock();
+    if !s.manifest_codes.remove(&code) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let id = s.id();
+    let owner = s.app.owner.clone();
+    let app = AppRecord {
+        id,
+        slug: format!("factory-{id}"),
+        name: format!("Factory {id}"),
+        owner,
+        created_at: chrono::Utc::now(),
+    };
+    let pem = TestKey::generate().private_pem;
+    let webhook_secret = format!("{:032x}", rand::random::<u128>());
+    let client_secret = format!("{:040x}", rand::random::<u128>());
+    let mut body = obj::integration(
+        &sh.base,
+        &obj::AppView { id, slug: &app.slug, name: &app.name, owner: &app.owner, created_at: app.created_at },
+    );
+    body["client_id"] = json!(format!("Iv1.{id:016x}"));
+    body["client_secret"] = json!(client_secret);
+    body["webhook_secret"] = json!(webhook_secret);
+    body["pem"] = json!(pem);
+    s.converted.push(ConvertedApp { code, app, pem, webhook_secret, client_secret });
+    created(body)
+}
+
+async fn get_repo(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo)): Path<(String, String)>,
+) -> Response {
+    let s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    ok(obj::repository(&sh.base, &r))
+}
+
+fn comment_count(s: &State, repo: &str, issue: u64) -> usize {
+    s.comments.values().filter(|c| c.repo == repo && c.issue == issue).count()
+}
+
+async fn get_issue(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+) -> Response {
+    let s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    match s.issues.get(&(r.full_name(), number)) {
+        Some(i) => ok(obj::issue(&sh.base, &r, i, comment_count(&s, &r.full_name(), number))),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    per_page: Option<usize>,
+    page: Option<usize>,
+}
+
+async fn list_comments(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    if !s.issues.contains_key(&(full.clone(), number)) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let all: Vec<&CommentRecord> = s.comments.values().filter(|c| c.repo == full && c.issue == number).collect();
+    let per_page = q.per_page.unwrap_or(30).clamp(1, 100);
+    let page = q.page.unwrap_or(1).max(1);
+    let pages = all.len().div_ceil(per_page).max(1);
+    let items: Vec<Value> =
+        all.iter().skip((page - 1) * per_page).take(per_page).map(|c| obj::issue_comment(&sh.base, &r, c)).collect();
+    let mut response = ok(Value::Array(items));
+    if pages > 1 {
+        let link_to = |p: usize| {
+            format!(
+                "{}/repos/{}/{}/issues/{number}/comments?per_page={per_page}&page={p}",
+                sh.base,
+                obj::seg(&owner),
+                obj::seg(&repo)
+            )
+        };
+        let mut links = Vec::new();
+        if page < pages {
+            links.push(format!("<{}>; rel=\"next\"", link_to(page + 1)));
+            links.push(format!("<{}>; rel=\"last\"", link_to(pages)));
+        }
+        if page > 1 {
+            links.push(format!("<{}>; rel=\"prev\"", link_to(page - 1)));
+            links.push(format!("<{}>; rel=\"first\"", link_to(1)));
+        }
+        if !links.is_empty() {
+            response.headers_mut().insert("link", HeaderValue::from_str(&links.join(", ")).unwrap());
+        }
+    }
+    response
+}
+
+fn body_text(body: &Value, field: &str) -> Option<String> {
+    body.get(field).and_then(Value::as_str).map(str::to_string)
+}
+
+async fn create_comment(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    let Some(text) = body_text(&body, "body") else {
+        return validation_failed("IssueComment", "body", "missing_field");
+    };
+    if !s.issues.contains_key(&(full.clone(), number)) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let bot = s.app.bot();
+    let id = new_comment(&mut s, &full, number, bot, &text);
+    created(obj::issue_comment(&sh.base, &r, &s.comments[&id]))
+}
+
+async fn update_comment(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, comment_id)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let Some(text) = body_text(&body, "body") else {
+        return validation_failed("IssueComment", "body", "missing_field");
+    };
+    let bot = s.app.bot();
+    let Some(c) = s.comments.get_mut(&comment_id).filter(|c| c.repo == r.full_name()) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    if c.user != bot {
+        // An installation may edit others' comments on GitHub too, but the bot never should.
+        return error(StatusCode::FORBIDDEN, "the fake refuses edits to comments the app did not write");
+    }
+    c.body = text;
+    c.updated_at = chrono::Utc::now();
+    let c = c.clone();
+    ok(obj::issue_comment(&sh.base, &r, &c))
+}
+
+const REACTIONS: [&str; 8] = ["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"];
+
+fn react(sh: &Shared, caller: &Caller, owner: &str, repo: &str, subject: Subject, body: &Value) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    let Some(content) = body_text(body, "content").filter(|c| REACTIONS.contains(&c.as_str())) else {
+        return validation_failed("Reaction", "content", "invalid");
+    };
+    let exists = match subject {
+        Subject::Issue(n) => s.issues.contains_key(&(full.clone(), n)),
+        Subject::Comment(id) => s.comments.get(&id).is_some_and(|c| c.repo == full),
+    };
+    if !exists {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let bot = s.app.bot();
+    if let Some(existing) =
+        s.reactions.iter().find(|x| x.repo == full && x.subject == subject && x.user == bot && x.content == content)
+    {
+        return ok(obj::reaction(&sh.base, existing));
+    }
+    let id = s.id();
+    let reaction = ReactionRecord { id, repo: full, subject, user: bot, content, created_at: chrono::Utc::now() };
+    s.reactions.push(reaction.clone());
+    created(obj::reaction(&sh.base, &reaction))
+}
+
+async fn react_issue(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    react(&sh, &caller, &owner, &repo, Subject::Issue(number), &body)
+}
+
+async fn react_comment(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, comment_id)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    react(&sh, &caller, &owner, &repo, Subject::Comment(comment_id), &body)
+}
+
+async fn add_issue_labels(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    // Either {"labels": [...]} or a bare array, names or {name} objects.
+    let list = body.get("labels").unwrap_or(&body).as_array().cloned().unwrap_or_default();
+    let names: Vec<String> =
+        list.iter().filter_map(|v| v.as_str().map(str::to_string).or_else(|| body_text(v, "name"))).collect();
+    if names.is_empty() {
+        return validation_failed("Label", "labels", "missing_field");
+    }
+    if !s.issues.contains_key(&(full.clone(), number)) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    for name in &names {
+        // Unknown labels are created on the fly with GitHub's default colour.
+        if s.repos[&full].label(name).is_none() {
+            let id = s.id();
+            s.repos.get_mut(&full).unwrap().labels.push(LabelRecord {
+                id,
+                name: name.clone(),
+                color: "ededed".into(),
+                description: None,
+            });
+        }
+        let canonical = s.repos[&full].label(name).unwrap().name.clone();
+        let issue = s.issues.get_mut(&(full.clone(), number)).unwrap();
+        if !issue.labels.iter().any(|l| l.eq_ignore_ascii_case(&canonical)) {
+            issue.labels.push(canonical.clone());
+        }
+        if let Some(pull) = s.pulls.get_mut(&(full.clone(), number))
+            && !pull.labels.iter().any(|l| l.eq_ignore_ascii_case(&canonical))
+        {
+            pull.labels.push(canonical);
+        }
+    }
+    let r = s.repos[&full].clone();
+    let labels: Vec<Value> = s.issues[&(full, number)]
+        .labels
+        .iter()
+        .filter_map(|n| r.label(n))
+        .map(|l| obj::label(&sh.base, &r, l))
+        .collect();
+    ok(Value::Array(labels))
+}
+
+async fn create_label(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    let Some(name) = body_text(&body, "name").filter(|n| !n.is_empty()) else {
+        return validation_failed("Label", "name", "missing_field");
+    };
+    if r.label(&name).is_some() {
+        return validation_failed("Label", "name", "already_exists");
+    }
+    let color = body_text(&body, "color").unwrap_or_else(|| "ededed".into());
+    if color.len() != 6 || !color.chars().all(|c| c.is_ascii_hexdigit()) {
+        return validation_failed("Label", "color", "invalid");
+    }
+    let id = s.id();
+    let label = LabelRecord { id, name, color, description: body_text(&body, "description") };
+    s.repos.get_mut(&full).unwrap().labels.push(label.clone());
+    let r = s.repos[&full].clone();
+    created(obj::label(&sh.base, &r, &label))
+}
+
+async fn get_label(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, name)): Path<(String, String, String)>,
+) -> Response {
+    let s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    match r.label(&name) {
+        Some(l) => ok(obj::label(&sh.base, &r, l)),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+async fn list_pulls(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    let state = q.get("state").map(String::as_str).unwrap_or("open");
+    let head = q.get("head").cloned();
+    let mut pulls: Vec<&PullRecord> = s
+        .pulls
+        .iter()
+        .filter(|((repo, _), _)| *repo == full)
+        .map(|(_, p)| p)
+        .filter(|p| state == "all" || p.state == state)
+        .filter(|p| match &head {
+            // `owner:branch`; all our pulls come from the repository itself.
+            Some(h) => *h == format!("{}:{}", r.owner.login, p.head),
+            None => true,
+        })
+        .collect();
+    pulls.sort_by_key(|p| std::cmp::Reverse(p.number));
+    ok(Value::Array(pulls.into_iter().map(|p| obj::pull_request(&sh.base, &r, p)).collect()))
+}
+
+async fn create_pull(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    let (Some(title), Some(head), Some(base)) =
+        (body_text(&body, "title"), body_text(&body, "head"), body_text(&body, "base"))
+    else {
+        return validation_failed("PullRequest", "title/head/base", "missing_field");
+    };
+    let head = head.strip_prefix(&format!("{}:", r.owner.login)).unwrap_or(&head).to_string();
+    if head == base {
+        return validation_failed("PullRequest", "base", "invalid");
+    }
+    if s.pulls.iter().any(|((repo, _), p)| *repo == full && p.head == head && p.state == "open") {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "message": "Validation Failed",
+                "errors": [{ "resource": "PullRequest", "code": "custom",
+                             "message": format!("A pull request already exists for {}:{head}.", r.owner.login) }]
+            })),
+        )
+            .into_response();
+    }
+    let bot = s.app.bot();
+    let text = body_text(&body, "body");
+    let number = new_issue(&mut s, &full, &title, text.clone(), bot.clone(), true);
+    let id = s.id();
+    let now = chrono::Utc::now();
+    let pull = PullRecord {
+        id,
+        number,
+        title,
+        body: text,
+        head,
+        base,
+        head_sha: sha(id),
+        base_sha: sha(id + 7),
+        draft: body.get("draft").and_then(Value::as_bool).unwrap_or(false),
+        state: "open".into(),
+        user: bot,
+        labels: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    s.pulls.insert((full, number), pull.clone());
+    created(obj::pull_request(&sh.base, &r, &pull))
+}
+
+async fn update_pull(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    let Some(pull) = s.pulls.get_mut(&(full.clone(), number)) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    if let Some(title) = body_text(&body, "title") {
+        pull.title = title;
+    }
+    if let Some(text) = body_text(&body, "body") {
+        pull.body = Some(text);
+    }
+    if let Some(state) = body_text(&body, "state") {
+        if state != "open" && state != "closed" {
+            return validation_failed("PullRequest", "state", "invalid");
+        }
+        pull.state = state;
+    }
+    pull.updated_at = chrono::Utc::now();
+    let pull = pull.clone();
+    if let Some(issue) = s.issues.get_mut(&(full, number)) {
+        issue.title = pull.title.clone();
+        issue.body = pull.body.clone();
+        issue.state = pull.state.clone();
+    }
+    ok(obj::pull_request(&sh.base, &r, &pull))
+}
+
+async fn get_permission(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, username)): Path<(String, String, String)>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let Some(role) = r.roles.get(&username.to_ascii_lowercase()).cloned() else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let user = s.user(&username);
+    ok(obj::collaborator_permission(&sh.base, &user, &role))
+}

@@ -85,10 +85,10 @@ working connector implementation in this repository's registry, using only the t
 folder. Reference material is read-only under three prefixes: `@skills/` (the skills below, as \
 files), `@scaffold/` (registry/_scaffold: the scaffolds and the runtime template) and `@registry/` \
 (the whole registry; other connectors are worked examples). Absolute paths, `..` and links that \
-leave these places are refused. The scaffold and its runtime (`connector_runtime/`) are already in \
-your folder: do not rewrite the runtime; declare the API in `connector.json`, one schema per stream \
-under `schemas/`, one fixture file per stream under `tests/fixtures/`, and `hooks.py` only when a \
-declaration cannot express what the API does.
+leave these places are refused. The scaffold and its runtime are already in your folder (see \
+\"This session\" for where the runtime lives in your language): do not rewrite the runtime; declare \
+the API in `connector.json`, one schema per stream under `schemas/`, one fixture file per stream \
+under `tests/fixtures/`, and custom hooks only when a declaration cannot express what the API does.
 - Research: use fetch_url on the documentation URL and, when there is an OpenAPI description, the \
 openapi_* tools (or generate_from_openapi for a first draft that you then check and fix).
 - Check: validate checks metadata, manifest, schemas and fixtures; spec_test runs the conformance \
@@ -183,13 +183,27 @@ pub fn fenced(text: &str, lang: &str) -> String {
 }
 
 /// The system prompt, and the names of the skills it holds (for the transcript).
+/// Where the copied-in runtime and custom hooks live, which differs by language.
+fn language_rules(language: &str) -> &'static str {
+    match language {
+        "typescript" => "Runtime: `src/runtime/*.ts` (Node >= 20, no runtime dependencies), compiled to `dist/` by \
+the manifest's `run.build` (`npm run setup`), which spec_test runs for you. Custom hooks go in a `src/*.ts` \
+file named by the manifest's `hooks` (it exports `register(pipeline)` and optionally `transformRecord`); \
+keep `package.json` free of runtime dependencies.",
+        _ => "Runtime: `connector_runtime/*.py` (Python >= 3.9, standard library only), started by `main.py`. \
+Custom hooks go in `hooks.py`, named by the manifest's `hooks` (it defines `register(pipeline)` and \
+optionally `transform_record(stream, record)`).",
+    }
+}
+
 pub fn system_prompt(tree: &Path, ctx: &PromptContext) -> Result<(String, Vec<String>)> {
     let skills = load_skills(tree)?;
     let mut out = String::from(RULES);
     out.push_str(&format!(
-        "\n## This session\n- Your implementation folder: `{}` (language `{}`).\n- OpenAPI description: {}.\n\n",
+        "\n## This session\n- Your implementation folder: `{}` (language `{}`).\n- {}\n- OpenAPI description: {}.\n\n",
         ctx.impl_rel,
         ctx.language,
+        language_rules(&ctx.language),
         if ctx.has_spec { "yes; the openapi_* and generate_from_openapi tools work on it" } else { "none given" }
     ));
     out.push_str(CONTRACT_SUMMARY);
@@ -255,6 +269,19 @@ mod tests {
         assert!(a.contains("- `implementation`: ") && a.contains("default `default`"), "variables with their defaults");
         assert!(a.contains("registry/acme/v1/me/python/default"));
         assert!(!a.contains("\n---\nname:"), "front matter is parsed, not pasted");
+        let session = &a[a.find("## This session").unwrap()..a.find("## The connector contract").unwrap()];
+        assert!(session.contains("`hooks.py`") && !session.contains("src/runtime"), "Python rules for a Python session: {session}");
+    }
+
+    #[test]
+    fn a_typescript_session_gets_typescript_rules_and_scaffold() {
+        let tree = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let ctx = PromptContext { impl_rel: "registry/acme/v1/me/typescript/default".into(), language: "typescript".into(), has_spec: false };
+        let (p, _) = system_prompt(tree, &ctx).unwrap();
+        assert!(p.contains("src/runtime/*.ts") && p.contains("npm run setup"), "TypeScript runtime rules");
+        let session = &p[p.find("## This session").unwrap()..p.find("## The connector contract").unwrap()];
+        assert!(!session.contains("hooks.py") && !session.contains("connector_runtime"), "no Python advice for this session: {session}");
+        assert!(p.contains("## The typescript scaffold"), "the TypeScript scaffold's conventions");
     }
 
     #[test]

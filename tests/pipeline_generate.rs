@@ -53,6 +53,8 @@ fn scene_with(extra: &[(&str, &[u8])]) -> Scene {
     let config = PipelineConfig {
         identity: Identity::github_app("connector-factory", Some(4242)),
         workspace_parent: Some(tmp.path().join("workspaces")),
+        // The description is served on 127.0.0.1, which the fetch policy refuses outside tests.
+        fetch: connector_factory::agent::tools::FetchPolicy { allow_loopback: true, ..Default::default() },
         ..PipelineConfig::default()
     };
     Scene { _tmp: tmp, _files: files, bare, platform, body, config }

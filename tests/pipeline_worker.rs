@@ -53,6 +53,8 @@ async fn a_generate_job_runs_the_pipeline_and_records_its_phase() {
         platforms: factory.clone(),
         config: PipelineConfig {
             workspace_parent: Some(tmp.path().join("ws")),
+            // The description is served on 127.0.0.1, which the fetch policy refuses outside tests.
+            fetch: connector_factory::agent::tools::FetchPolicy { allow_loopback: true, ..Default::default() },
             spec_tests: SuiteOptions { only: vec!["discover".into()], ..SuiteOptions::default() },
             ..PipelineConfig::default()
         },

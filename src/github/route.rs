@@ -135,8 +135,48 @@ fn issues(e: &IssuesEvent, delivery: &str) -> Route {
     }
 }
 
+/// The status comment's retry box, unticked before and ticked now.
+const RETRY_BOX: &str = "- [ ] retry";
+const RETRY_BOX_TICKED: &str = "- [x] retry";
+
+/// Someone ticked the retry box on the factory's status comment. The comment is the app's, but
+/// the edit is the sender's, so this is that person's request (their write access is checked
+/// by the job). Returns `None` for any other edit.
+fn retry_box_ticked(e: &IssueCommentEvent, delivery: &str, ctx: &RouteContext) -> Option<Route> {
+    let CommentAction::Edited { previous_body: Some(previous) } = &e.action else { return None };
+    let body = e.comment.body.as_deref().unwrap_or_default();
+    let by_this_app = match ctx.app_id {
+        Some(id) => e.comment.performed_via_github_app.as_ref().map(|a| a.id) == Some(id),
+        None => e.comment.user.is_bot(),
+    };
+    let is_status = body.contains(crate::pipeline::status::MARKER);
+    let ticked = previous.contains(RETRY_BOX) && body.to_ascii_lowercase().contains(RETRY_BOX_TICKED);
+    if !(by_this_app && is_status && ticked) || e.sender.is_bot() {
+        return None;
+    }
+    let number = e.issue.number;
+    let payload = json!({
+        "delivery": delivery,
+        "command": Command::Retry { guidance: None },
+        "comment": {
+            "id": e.comment.id,
+            "html_url": e.comment.html_url,
+            "author": e.sender.login,
+            "retry_box": true,
+        },
+        "issue": { "number": number, "title": e.issue.title, "is_pull_request": e.issue.is_pull_request() },
+        "requested_by": e.sender.login,
+    });
+    let job = NewJob::new(JobKind::Retry, &e.repository.full_name, Some(number), payload)
+        .installation(e.installation.as_ref().map(|i| i.id));
+    Some(Route { jobs: vec![job], reason: format!("retry box ticked on #{number} by {}", e.sender.login) })
+}
+
 fn issue_comment(e: &IssueCommentEvent, delivery: &str, ctx: &RouteContext) -> Route {
     let number = e.issue.number;
+    if let Some(route) = retry_box_ticked(e, delivery, ctx) {
+        return route;
+    }
     if ctx.app_id.is_some() && e.comment.performed_via_github_app.as_ref().map(|a| a.id) == ctx.app_id {
         return Route::ignore("comment written by this app");
     }

@@ -424,9 +424,10 @@ async fn build(
         author: cfg.author.clone(),
     };
     let produced =
-        t.ctl.until_cancelled(produce_connector(&input, &cfg.llm)).await?.map_err(failed(Phase::Generating))?;
+        t.ctl.until_cancelled(produce_connector(&input, cfg)).await?.map_err(failed(Phase::Generating))?;
     t.status.agent = Some(produced.agent.clone());
     t.status.usage = produced.usage;
+    t.status.transcript = produced.transcript.clone();
     let impl_dir = produced.impl_dir.clone();
     let impl_rel = impl_dir.strip_prefix(ws.root()).map(Path::to_path_buf).map_err(|_| Stop::Failed {
         phase: Phase::Generating,

@@ -9,19 +9,24 @@
 //! [`PipelineHandler`] is the worker's [`JobHandler`]: it builds a [`Platform`] for each job
 //! through a [`PlatformFactory`] and runs the stage the job's kind asks for.
 
+pub mod commands;
 pub mod generate;
 pub mod pr;
 pub mod produce;
 pub mod run;
 pub mod status;
 
-use crate::config::{LlmSettings, Settings};
+use crate::agent::Budgets;
+use crate::agent::tools::FetchPolicy;
+use crate::config::{AppCredentials, LlmSettings, Settings};
+use crate::github::app::GitHubApp;
+use crate::github::platform::GitHubPlatform;
 use crate::git::Identity;
 use crate::platform::Platform;
 use crate::spectest::SuiteOptions;
 use crate::store::{Job, JobKind};
 use crate::worker::{JobContext, JobHandler, JobOutcome};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use async_trait::async_trait;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +42,11 @@ pub struct PipelineConfig {
     /// Where workspaces are made (the system's temporary folder when `None`).
     pub workspace_parent: Option<PathBuf>,
     pub llm: LlmSettings,
+    /// The LLM agent's limits per job.
+    pub budgets: Budgets,
+    /// How OpenAPI descriptions and pages are fetched: public addresses only, unless a test
+    /// allows loopback.
+    pub fetch: FetchPolicy,
     pub spec_tests: SuiteOptions,
 }
 
@@ -47,6 +57,8 @@ impl PipelineConfig {
             author: "connector-factory".into(),
             workspace_parent: None,
             llm: settings.llm.clone(),
+            budgets: Budgets::default(),
+            fetch: FetchPolicy::default(),
             spec_tests: SuiteOptions::default(),
         }
     }
@@ -59,6 +71,8 @@ impl Default for PipelineConfig {
             author: "connector-factory".into(),
             workspace_parent: None,
             llm: LlmSettings { provider: None, base_url: None, model: None, api_key: None },
+            budgets: Budgets::default(),
+            fetch: FetchPolicy::default(),
             spec_tests: SuiteOptions::default(),
         }
     }
@@ -123,19 +137,35 @@ pub trait PlatformFactory: Send + Sync {
     async fn for_job(&self, job: &Job) -> Result<Arc<dyn Platform>>;
 }
 
-/// Stands in until the GitHub client is merged: every job fails with this explanation.
-pub struct NoGitHubClient;
+/// The GitHub App's platforms: one app (key, HTTP client, token cache) shared by every job, and
+/// a [`GitHubPlatform`] per job for the job's installation and repository.
+pub struct GitHubPlatforms {
+    app: Arc<GitHubApp>,
+}
 
-#[async_trait]
-impl PlatformFactory for NoGitHubClient {
-    async fn for_job(&self, _job: &Job) -> Result<Arc<dyn Platform>> {
-        anyhow::bail!("this build has no GitHub client yet, so jobs cannot reach GitHub")
+impl GitHubPlatforms {
+    pub fn new(app: Arc<GitHubApp>) -> GitHubPlatforms {
+        GitHubPlatforms { app }
     }
 }
 
-/// The platforms `serve` uses. The one place where the GitHub platform gets plugged in.
-pub fn platforms_for_serve(_settings: &Settings) -> Arc<dyn PlatformFactory> {
-    Arc::new(NoGitHubClient)
+#[async_trait]
+impl PlatformFactory for GitHubPlatforms {
+    async fn for_job(&self, job: &Job) -> Result<Arc<dyn Platform>> {
+        let installation = job
+            .installation_id
+            .and_then(|id| u64::try_from(id).ok())
+            .with_context(|| format!("job {} names no installation of the app, so it cannot act on GitHub", job.id))?;
+        let platform = GitHubPlatform::new(self.app.installation(installation), &job.repository)?;
+        Ok(Arc::new(platform))
+    }
+}
+
+/// The platforms `serve` uses: the GitHub App built once from the settings. Needs a running
+/// Tokio runtime (the HTTP client is built here).
+pub fn platforms_for_serve(settings: &Settings, credentials: &AppCredentials) -> Result<Arc<dyn PlatformFactory>> {
+    let app = GitHubApp::from_credentials(credentials, &settings.api_url)?;
+    Ok(Arc::new(GitHubPlatforms::new(Arc::new(app))))
 }
 
 /// The worker's job handler: generate and retry jobs run [`generate::run`].
@@ -153,6 +183,14 @@ impl JobHandler for PipelineHandler {
                 let platform = self.platforms.for_job(&job).await?;
                 let outcome = generate::run(platform.as_ref(), &input, &self.config, &Control::for_job(ctx)).await;
                 Ok(outcome.into_job_outcome())
+            }
+            JobKind::Cancel => {
+                let platform = self.platforms.for_job(&job).await?;
+                commands::cancel(platform.as_ref(), ctx.store(), &job).await
+            }
+            JobKind::Status => {
+                let platform = self.platforms.for_job(&job).await?;
+                commands::status(platform.as_ref(), ctx.store(), &job).await
             }
             other => Ok(JobOutcome::Failed {
                 error: format!("'{other}' jobs are not handled by the pipeline yet"),

@@ -1,16 +1,21 @@
 //! The pipeline's one door to the agents: [`produce_connector`] writes a connector
 //! implementation into the workspace's registry and says who wrote it and what it cost.
 //!
-//! Today it runs the builtin OpenAPI generator. When the LLM agent lands, this function is where
-//! it is chosen (LLM when configured, else the builtin generator when there is an OpenAPI
-//! description, else a clear error); nothing else in the pipeline needs to change.
+//! The agent is picked by [`agent::choose`]: the LLM agent when one is configured, else the
+//! builtin OpenAPI generator when the request names an OpenAPI description, else an error that
+//! says what to set.
 
+use super::PipelineConfig;
 use super::status::Usage;
 use crate::agent::builtin::{self, GenerateOptions};
-use crate::config::LlmSettings;
-use crate::request::{ConnectorRequest, Language};
+use crate::agent::llm::{LlmConfig, PriceTable};
+use crate::agent::tools::FetchPolicy;
+use crate::agent::tools::adapters::SPEC_MAX_BYTES;
+use crate::agent::tools::fetch::fetch_bytes;
+use crate::agent::{self, AgentKind, AgentRequest, Guidance, RunOptions};
+use crate::request::ConnectorRequest;
 use anyhow::{Context, Result, bail};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What the agent gets.
 #[derive(Debug, Clone)]
@@ -20,7 +25,8 @@ pub struct ProduceInput {
     pub connector: String,
     /// Checkout of the default branch: skills and scaffolds are read from here only.
     pub tree: PathBuf,
-    /// `/factory retry` guidance from someone with write access.
+    /// `/factory retry` guidance. Only ever set for someone with write access: the pipeline
+    /// refuses everyone else before it gets here.
     pub guidance: Option<String>,
     /// The `<author>` level of the registry layout.
     pub author: String,
@@ -41,35 +47,38 @@ pub struct Produced {
 }
 
 /// Writes the connector for `input` below `<tree>/registry/`.
-pub async fn produce_connector(input: &ProduceInput, llm: &LlmSettings) -> Result<Produced> {
-    let Some(openapi) = input.request.openapi_url.clone() else {
-        bail!(
-            "this request has no OpenAPI description and this build of the factory has no LLM agent, so \
-             nothing can build it yet: add an OpenAPI description URL to the request (the builtin generator \
-             then builds it){}",
-            if llm.provider.is_some() { "; the configured LLM is not used by this build" } else { "" }
-        );
-    };
-    if input.request.language != Language::Python {
-        bail!(
-            "the builtin generator writes Python connectors only, and {} was asked for; choose Python in the \
-             request, or wait for the LLM agent",
-            input.request.language.label()
-        );
+pub async fn produce_connector(input: &ProduceInput, cfg: &PipelineConfig) -> Result<Produced> {
+    let llm = LlmConfig::from_settings(&cfg.llm);
+    match agent::choose(llm.is_some(), input.request.openapi_url.is_some())? {
+        AgentKind::Builtin => builtin_generator(input, &cfg.fetch).await,
+        AgentKind::Llm => llm_agent(input, cfg, llm.expect("chosen because configured")).await,
     }
+}
+
+async fn builtin_generator(input: &ProduceInput, fetch: &FetchPolicy) -> Result<Produced> {
+    let openapi = input.request.openapi_url.clone().context("the builtin generator needs an OpenAPI description")?;
+    // The generator's own loader fetches without address checks, so a URL is fetched here under
+    // the fetch policy (public addresses only) and the generator reads the copy.
+    let fetched = tempfile::tempdir().context("making a folder for the OpenAPI description")?;
+    let location = if is_http(&openapi) { fetch_description(&openapi, fetch, fetched.path()).await? } else { openapi.clone() };
+
     let registry = input.tree.join("registry");
-    let mut opts = GenerateOptions::new(openapi, input.connector.clone(), registry.clone());
+    let mut opts = GenerateOptions::new(location.clone(), input.connector.clone(), registry.clone());
     opts.streams = input.request.streams.clone();
     opts.author = input.author.clone();
+    opts.language = input.request.language;
     opts.scaffolds = Some(registry.join("_scaffold"));
-    // The generator reads the description (possibly over HTTP) and writes files: blocking work.
     let outcome = tokio::task::spawn_blocking(move || builtin::generate(&opts))
         .await
         .context("the builtin generator stopped unexpectedly")??;
+    if location != openapi {
+        // The manifest and `_meta` name their source: the URL people gave, not our copy's path.
+        restore_source(&registry.join(&input.connector), &location, &openapi)?;
+    }
     let mut notes: Vec<String> = outcome.unsure.iter().map(|u| format!("unsure: {u}")).collect();
     notes.extend(outcome.warnings.iter().cloned());
     if input.guidance.is_some() {
-        notes.push("the retry guidance was not used: the builtin generator takes no guidance".into());
+        notes.push("the retry guidance was not used: the builtin generator takes no guidance (configure an LLM)".into());
     }
     Ok(Produced {
         impl_dir: outcome.impl_dir,
@@ -78,4 +87,91 @@ pub async fn produce_connector(input: &ProduceInput, llm: &LlmSettings) -> Resul
         usage: None,
         transcript: None,
     })
+}
+
+async fn llm_agent(input: &ProduceInput, cfg: &PipelineConfig, llm: LlmConfig) -> Result<Produced> {
+    let model = llm.model.clone();
+    let mut req = AgentRequest::from_request(&input.request);
+    req.slug = input.connector.clone();
+    req.guidance = input.guidance.clone().map(|text| Guidance { text, from_write_access: true });
+
+    let mut opts = RunOptions::new(&input.tree, &input.tree.join("registry"));
+    opts.author = input.author.clone();
+    opts.llm = Some(llm);
+    opts.budgets = cfg.budgets.clone();
+    opts.prices = PriceTable::from_env().unwrap_or_default();
+    opts.fetch = cfg.fetch.clone();
+    // Outside the workspace, so the transcript is never committed with the connector.
+    let transcripts = tempfile::tempdir().context("making a folder for the transcript")?;
+    opts.transcript_dir = Some(transcripts.path().to_path_buf());
+
+    let ran = agent::run(&req, &opts).await?;
+    let report = ran.session.as_ref();
+    let usage = report.map(|r| Usage {
+        input_tokens: r.usage.input_tokens,
+        output_tokens: r.usage.output_tokens,
+        cost_usd: r.cost_usd,
+    });
+    let transcript = ran.transcript_md.as_deref().and_then(|p| std::fs::read_to_string(p).ok());
+    match &ran.outcome {
+        agent::Outcome::Succeeded { summary } => Ok(Produced {
+            impl_dir: ran.impl_dir,
+            agent: format!("LLM agent ({model})"),
+            notes: summary.lines().filter(|l| l.to_ascii_lowercase().contains("unsure")).map(str::to_string).collect(),
+            usage,
+            transcript,
+        }),
+        other => bail!(
+            "the LLM agent did not finish: {other}{}",
+            usage.map(|u| format!(" ({})", u.describe())).unwrap_or_default()
+        ),
+    }
+}
+
+fn is_http(location: &str) -> bool {
+    location.starts_with("http://") || location.starts_with("https://")
+}
+
+/// Fetches the description into `dir`, keeping the URL's file name so its format is recognised.
+async fn fetch_description(url: &str, policy: &FetchPolicy, dir: &Path) -> Result<String> {
+    let got = fetch_bytes(url, policy, SPEC_MAX_BYTES).await.map_err(anyhow::Error::msg)?;
+    if !(200..300).contains(&got.status) {
+        bail!("GET {} answered HTTP {}", got.shown, got.status);
+    }
+    if got.cut {
+        bail!("{} is larger than {SPEC_MAX_BYTES} bytes", got.shown);
+    }
+    let name = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.path_segments().and_then(|mut s| s.next_back().map(str::to_string)))
+        .filter(|n| !n.is_empty() && !n.contains(['\\', '/']) && n != ".." && n != ".")
+        .unwrap_or_else(|| "openapi".into());
+    let path = dir.join(name);
+    std::fs::write(&path, &got.body).with_context(|| format!("saving {}", got.shown))?;
+    Ok(path.display().to_string())
+}
+
+/// Puts `url` back where the generator wrote the path of `copy` below `folder`, and fills the
+/// `_meta` files' empty `source.spec` with it (the generator fills that for URLs only).
+fn restore_source(folder: &Path, copy: &str, url: &str) -> Result<()> {
+    let (json_from, json_to) = (serde_json::to_string(copy)?, serde_json::to_string(url)?);
+    for entry in walkdir::WalkDir::new(folder).into_iter().filter_map(Result::ok) {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let is_json = entry.path().extension().is_some_and(|e| e == "json");
+        let mut fixed = if is_json { text.replace(&json_from, &json_to) } else { text.replace(copy, url) };
+        if is_json && entry.path().components().any(|c| c.as_os_str() == "_meta")
+            && let Ok(mut meta) = serde_json::from_str::<serde_json::Value>(&fixed)
+            && meta.pointer("/source/spec").and_then(serde_json::Value::as_str) == Some("")
+        {
+            meta["source"]["spec"] = serde_json::Value::String(url.to_string());
+            fixed = format!("{}\n", serde_json::to_string_pretty(&meta)?);
+        }
+        if fixed != text {
+            std::fs::write(entry.path(), fixed)?;
+        }
+    }
+    Ok(())
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 /// What the factory's status comment contains, and nobody else's comment should.
 pub const MARKER: &str = "<!-- factory:";
+/// How much of an LLM transcript the status comment shows.
+pub const STATUS_TRANSCRIPT_LIMIT: usize = 20_000;
 
 /// Where a request is. The names are also what the job store records (`set_phase`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +175,8 @@ pub struct Status {
     /// Which agent wrote the connector ("builtin OpenAPI generator", "LLM agent (model)").
     pub agent: Option<String>,
     pub usage: Option<Usage>,
+    /// The LLM session's transcript (Markdown), shown folded.
+    pub transcript: Option<String>,
     pub pr_url: Option<String>,
     /// One line on the local spec tests, e.g. "29 passed, 0 failed".
     pub spec_summary: Option<String>,
@@ -190,6 +194,7 @@ impl Status {
             elapsed: Duration::ZERO,
             agent: None,
             usage: None,
+            transcript: None,
             pr_url: None,
             spec_summary: None,
             detail: None,
@@ -251,6 +256,19 @@ impl Status {
         }
         if !lines.is_empty() {
             let _ = writeln!(md, "{}\n", lines.join("  \n"));
+        }
+        if let Some(t) = &self.transcript {
+            // A comment holds 65,536 characters; the PR body carries the longer version.
+            let mut text = t.clone();
+            if text.len() > STATUS_TRANSCRIPT_LIMIT {
+                let mut end = STATUS_TRANSCRIPT_LIMIT;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+                text.push_str("\n\n… cut here; the pull request has more.\n");
+            }
+            let _ = writeln!(md, "<details><summary>Agent transcript</summary>\n\n{text}\n\n</details>\n");
         }
         if matches!(self.meta.phase, Phase::PrOpened | Phase::Failed | Phase::Cancelled) {
             let _ = writeln!(

@@ -71,7 +71,7 @@ pub async fn serve(
     let store = store::open(&settings.database_url).await?;
     let queue = JobQueue::new(store.clone());
     let handler: Arc<dyn JobHandler> = Arc::new(PipelineHandler {
-        platforms: platforms_for_serve(&settings),
+        platforms: platforms_for_serve(&settings, &credentials)?,
         config: PipelineConfig::from_settings(&settings),
     });
     let pool = WorkerPool::start(

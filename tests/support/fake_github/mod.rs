@@ -182,6 +182,14 @@ impl FakeGitHub {
         new_issue(&mut s, repo, title, Some(body.to_string()), user, false)
     }
 
+    /// Replaces an issue's body, as an edit by its author would.
+    pub fn set_issue_body(&self, repo: &str, number: u64, body: &str) {
+        let mut s = self.state();
+        let issue = s.issues.get_mut(&(repo.to_string(), number)).expect("a known issue");
+        issue.body = Some(body.to_string());
+        issue.updated_at = chrono::Utc::now();
+    }
+
     /// A comment by anyone (`name[bot]` logins are bots); returns its id.
     pub fn add_comment(&self, repo: &str, issue: u64, author: &str, body: &str) -> u64 {
         let mut s = self.state();

@@ -1,0 +1,483 @@
+//! The whole app end to end: signed webhooks into the real router, the SQLite store, the
+//! dispatcher and the worker pool running `PipelineHandler` with `GitHubPlatform` against the
+//! fake GitHub; git clones from and pushes to a local bare repository seeded with this
+//! project's schemas, scaffolds and skills; the OpenAPI description is served on 127.0.0.1.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use connector_factory::agent::tools::FetchPolicy;
+use connector_factory::config::{Settings, Source};
+use connector_factory::git::Identity;
+use connector_factory::github::route::RouteContext;
+use connector_factory::pipeline::status::{MARKER, Meta, Phase};
+use connector_factory::pipeline::{PipelineConfig, PipelineHandler, platforms_for_serve};
+use connector_factory::server::dispatch::Dispatcher;
+use connector_factory::server::webhook::sign;
+use connector_factory::server::{AppState, router};
+use connector_factory::spectest::SuiteOptions;
+use connector_factory::store::{Job, JobFilter, JobKind, JobState, SqliteStore, Store};
+use connector_factory::worker::{JobQueue, PoolConfig, WorkerPool};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use support::fake_github::{APP_ID, APP_SLUG, FakeGitHub};
+use support::files::FileServer;
+use support::repo::BareRepo;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+const SECRET: &str = "e2e-webhook-secret";
+const REPO: &str = "acme/connectors";
+const INSTALLATION: u64 = 77;
+const BRANCH: &str = "connector/tidepool-bookings";
+const FOLDER: &str = "registry/tidepool-bookings/";
+/// Every wait is bounded; a scenario that needs longer has gone wrong.
+const WAIT: Duration = Duration::from_secs(40);
+
+static DELIVERIES: AtomicU64 = AtomicU64::new(1);
+
+fn delivery_id() -> String {
+    format!("e2e-{}", DELIVERIES.fetch_add(1, Ordering::Relaxed))
+}
+
+fn request_body(openapi: &str) -> String {
+    format!(
+        "### Connector name\n\nTidepool Bookings\n\n### API docs URL\n\nhttps://docs.tidepool-bookings.example/api\n\n\
+         ### OpenAPI description URL\n\n{openapi}\n\n### Auth type\n\nBearer token\n\n### Streams wanted\n\nclients\n\n\
+         ### Language\n\nPython\n\n### Notes\n\n_No response_\n"
+    )
+}
+
+struct App {
+    _tmp: tempfile::TempDir,
+    _files: FileServer,
+    fake: FakeGitHub,
+    bare: BareRepo,
+    db_url: String,
+    store: Arc<dyn Store>,
+    queue: JobQueue,
+    handler: Arc<PipelineHandler>,
+    router: axum::Router,
+    pool: Option<WorkerPool>,
+    stop: CancellationToken,
+    body: String,
+    identity: Identity,
+}
+
+impl App {
+    async fn start() -> App {
+        App::start_with(PoolConfig { concurrency: 2, ..PoolConfig::default() }).await
+    }
+
+    async fn start_with(pool: PoolConfig) -> App {
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeGitHub::start().await;
+        fake.add_repo(REPO);
+        fake.add_installation(INSTALLATION, &[REPO]);
+        fake.set_role(REPO, "maya", "write");
+        fake.set_role(REPO, "rita", "read");
+        let bare = BareRepo::factory(tmp.path(), &[]);
+        fake.set_clone_url(REPO, &bare.url());
+        let files = FileServer::start(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"));
+        let body = request_body(&format!("{}/tidepool-bookings.openapi.yaml", files.base));
+
+        let db_url = format!("sqlite://{}", tmp.path().join("factory.db").display());
+        // The settings `serve` reads, with GITHUB_API_URL pointing at the fake.
+        let env: BTreeMap<String, String> = [
+            ("GITHUB_APP_ID", APP_ID.to_string()),
+            ("GITHUB_PRIVATE_KEY", fake.private_key().expose().to_string()),
+            ("GITHUB_WEBHOOK_SECRET", SECRET.to_string()),
+            ("GITHUB_API_URL", fake.url()),
+            ("FACTORY_DATABASE_URL", db_url.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let settings = Settings::load(&Source::new(env, None));
+        let credentials = settings.require_serve().expect("complete settings");
+        let platforms = platforms_for_serve(&settings, &credentials).unwrap();
+
+        let identity = Identity::github_app(APP_SLUG, Some(40_000_000 + APP_ID));
+        let config = PipelineConfig {
+            identity: identity.clone(),
+            workspace_parent: Some(tmp.path().join("ws")),
+            // The description is on 127.0.0.1, which only a test may allow.
+            fetch: FetchPolicy { allow_loopback: true, ..FetchPolicy::default() },
+            spec_tests: SuiteOptions { only: vec!["discover".into()], ..SuiteOptions::default() },
+            ..PipelineConfig::from_settings(&settings)
+        };
+        let handler = Arc::new(PipelineHandler { platforms, config });
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&db_url).await.unwrap());
+        let queue = JobQueue::new(store.clone());
+        let stop = CancellationToken::new();
+        let dispatcher = Dispatcher::new(queue.clone(), RouteContext { app_id: Some(APP_ID as i64) });
+        let state = AppState { webhook_secret: credentials.webhook_secret.clone(), store: store.clone(), intake: dispatcher.waker() };
+        tokio::spawn(dispatcher.run(stop.clone()));
+        let pool = WorkerPool::start(queue.clone(), handler.clone(), pool);
+        App {
+            _tmp: tmp,
+            _files: files,
+            fake,
+            bare,
+            db_url,
+            store,
+            queue,
+            handler,
+            router: router(state, 1 << 20),
+            pool: Some(pool),
+            stop,
+            body,
+            identity,
+        }
+    }
+
+    async fn post(&self, event: &str, id: &str, payload: &Value, signature: Option<String>) -> StatusCode {
+        let bytes = serde_json::to_vec(payload).unwrap();
+        let sig = signature.unwrap_or_else(|| sign(SECRET.as_bytes(), &bytes));
+        let req = Request::post("/webhook")
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", id)
+            .header("x-hub-signature-256", sig)
+            .body(Body::from(bytes))
+            .unwrap();
+        self.router.clone().oneshot(req).await.unwrap().status()
+    }
+
+    async fn deliver(&self, event: &str, payload: &Value) -> StatusCode {
+        self.post(event, &delivery_id(), payload, None).await
+    }
+
+    /// A request issue on the fake, and its `issues` `opened` event.
+    fn open_issue(&self, body: &str, author: &str) -> (u64, Value) {
+        let number = self.fake.add_issue(REPO, "Connector request: Tidepool Bookings", body, author);
+        let event = json!({
+            "action": "opened",
+            "issue": issue_json(number, body, author),
+            "repository": repository_json(),
+            "sender": user(author),
+            "installation": {"id": INSTALLATION},
+        });
+        (number, event)
+    }
+
+    fn comment_event(&self, number: u64, comment_id: u64, author: &str, body: &str) -> Value {
+        json!({
+            "action": "created",
+            "issue": issue_json(number, &self.body, "maya"),
+            "comment": {"id": comment_id, "body": body, "user": user(author), "author_association": "MEMBER"},
+            "repository": repository_json(),
+            "sender": user(author),
+            "installation": {"id": INSTALLATION},
+        })
+    }
+
+    async fn jobs(&self) -> Vec<Job> {
+        self.store.list_jobs(&JobFilter::default()).await.unwrap()
+    }
+
+    /// Waits until `n` jobs exist and none is queued or running.
+    async fn settle(&self, n: usize) -> Vec<Job> {
+        let until = Instant::now() + WAIT;
+        loop {
+            let jobs = self.jobs().await;
+            if jobs.len() >= n && jobs.iter().all(|j| !matches!(j.state, JobState::Queued | JobState::Running)) {
+                return jobs;
+            }
+            assert!(Instant::now() < until, "jobs did not settle in time: {jobs:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn bot_comments(&self, issue: u64) -> Vec<String> {
+        let bot = self.fake.bot_login();
+        self.fake.comments(REPO, issue).into_iter().filter(|c| c.user.login == bot).map(|c| c.body).collect()
+    }
+
+    fn status(&self, issue: u64) -> (String, Meta) {
+        let found: Vec<String> = self.bot_comments(issue).into_iter().filter(|b| b.contains(MARKER)).collect();
+        assert_eq!(found.len(), 1, "exactly one status comment: {found:#?}");
+        let meta = Meta::parse(&found[0]).unwrap();
+        (found[0].clone(), meta)
+    }
+
+    fn assert_one_pr(&self) -> u64 {
+        let pulls = self.fake.pulls(REPO);
+        assert_eq!(pulls.len(), 1, "exactly one pull request: {pulls:#?}");
+        assert_eq!(pulls[0].head, BRANCH);
+        pulls[0].number
+    }
+
+    fn assert_bot_commits_only_in_folder(&self) {
+        let ahead = self.bare.commits_ahead(BRANCH);
+        assert!(!ahead.is_empty());
+        assert!(ahead.iter().all(|(email, _)| *email == self.identity.email), "{ahead:?}");
+        let changed = self.bare.changed_by_tip(BRANCH);
+        assert!(!changed.is_empty() && changed.iter().all(|p| p.starts_with(FOLDER)), "{changed:?}");
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn user(login: &str) -> Value {
+    json!({"login": login, "id": 1000 + login.len(), "type": "User"})
+}
+
+fn repository_json() -> Value {
+    json!({"id": 5, "name": "connectors", "full_name": REPO, "default_branch": "main"})
+}
+
+fn issue_json(number: u64, body: &str, author: &str) -> Value {
+    json!({
+        "number": number,
+        "title": "Connector request: Tidepool Bookings",
+        "body": body,
+        "user": user(author),
+        "labels": [{"name": "connector-request"}],
+        "state": "open",
+    })
+}
+
+/// (a) A request becomes one PR, and everything around it happens once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_issue_becomes_one_labelled_pull_request() {
+    let app = App::start().await;
+    let (issue, event) = app.open_issue(&app.body, "maya");
+    assert_eq!(app.deliver("issues", &event).await, StatusCode::ACCEPTED);
+    let jobs = app.settle(1).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state, JobState::Succeeded, "{jobs:#?}");
+
+    let pr = app.assert_one_pr();
+    let labels = app.fake.issue_labels(REPO, pr);
+    assert!(labels.iter().any(|l| l == "connector") && labels.iter().any(|l| l == "bot"), "{labels:?}");
+    let (body, meta) = app.status(issue);
+    assert_eq!((meta.phase, meta.pr), (Phase::PrOpened, Some(pr)));
+    assert!(body.contains("Pull request ready"), "{body}");
+    assert_eq!(app.bot_comments(issue).len(), 1, "no other comment");
+    // Edited in place: one POST, then PATCHes.
+    let posts = app.fake.requests_to("/comments").into_iter().filter(|r| r.method == "POST").count();
+    let patches = app.fake.requests_to("/issues/comments/").into_iter().filter(|r| r.method == "PATCH").count();
+    assert_eq!(posts, 1);
+    assert!(patches >= 3, "{patches} edits");
+    let reactions: Vec<String> = app.fake.reactions(REPO).into_iter().map(|r| r.content).collect();
+    assert_eq!(reactions, vec!["eyes".to_string()]);
+    assert_eq!(app.bare.commits_ahead(BRANCH).len(), 1);
+    app.assert_bot_commits_only_in_folder();
+}
+
+/// (b) A malformed form: one comment naming the bad fields, no PR.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_request_gets_one_comment_and_no_pull_request() {
+    let app = App::start().await;
+    let bad = "### Connector name\n\n\n\n### API docs URL\n\nnot a url\n\n### Auth type\n\nCarrier pigeon\n";
+    let (issue, event) = app.open_issue(bad, "maya");
+    assert_eq!(app.deliver("issues", &event).await, StatusCode::ACCEPTED);
+    app.settle(1).await;
+    let comments = app.bot_comments(issue);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    let text = comments[0].to_lowercase();
+    for field in ["connector name", "api docs url", "auth type"] {
+        assert!(text.contains(field), "names {field}: {}", comments[0]);
+    }
+    assert!(app.fake.pulls(REPO).is_empty());
+    assert!(app.bare.tip(BRANCH).is_none());
+}
+
+/// (c) Someone without write access is refused politely; nothing is built or pushed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_requester_without_write_access_is_refused() {
+    let app = App::start().await;
+    let (issue, event) = app.open_issue(&app.body, "rita");
+    assert_eq!(app.deliver("issues", &event).await, StatusCode::ACCEPTED);
+    app.settle(1).await;
+    let comments = app.bot_comments(issue);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert!(comments[0].contains("@rita") && comments[0].contains("write access"), "{}", comments[0]);
+    assert!(app.fake.pulls(REPO).is_empty());
+    assert!(app.bare.tip(BRANCH).is_none(), "nothing pushed");
+    assert!(app.fake.reactions(REPO).is_empty());
+}
+
+/// (d) GitHub redelivering the same delivery id: one job, one PR.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_delivery_twice_makes_one_job() {
+    let app = App::start().await;
+    let (_, event) = app.open_issue(&app.body, "maya");
+    let id = delivery_id();
+    assert_eq!(app.post("issues", &id, &event, None).await, StatusCode::ACCEPTED);
+    assert_eq!(app.post("issues", &id, &event, None).await, StatusCode::OK);
+    let jobs = app.settle(1).await;
+    assert_eq!(jobs.len(), 1, "{jobs:#?}");
+    app.assert_one_pr();
+}
+
+/// (e) A bad signature is refused and nothing is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_signature_is_refused_and_nothing_is_stored() {
+    let app = App::start().await;
+    let (_, event) = app.open_issue(&app.body, "maya");
+    let id = delivery_id();
+    let forged = sign(b"not-the-secret", &serde_json::to_vec(&event).unwrap());
+    assert_eq!(app.post("issues", &id, &event, Some(forged)).await, StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.store.delivery(&id).await.unwrap().is_none());
+    assert!(app.jobs().await.is_empty());
+    assert!(app.fake.requests().is_empty(), "GitHub was never called");
+}
+
+/// (f) `/factory retry <guidance>` by a writer updates the same PR with a second bot commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_comment_updates_the_same_pull_request() {
+    let app = App::start().await;
+    let (issue, event) = app.open_issue(&app.body, "maya");
+    app.deliver("issues", &event).await;
+    app.settle(1).await;
+    let pr = app.assert_one_pr();
+    let first_tip = app.bare.tip(BRANCH).unwrap();
+
+    // The issue now asks for one more stream, so the rebuild differs.
+    let wider = app.body.replace("### Streams wanted\n\nclients", "### Streams wanted\n\nclients, appointments");
+    app.fake.set_issue_body(REPO, issue, &wider);
+    let comment = app.fake.add_comment(REPO, issue, "maya", "/factory retry use fewer streams");
+    let event = app.comment_event(issue, comment, "maya", "/factory retry use fewer streams");
+    assert_eq!(app.deliver("issue_comment", &event).await, StatusCode::ACCEPTED);
+    let jobs = app.settle(2).await;
+    assert!(jobs.iter().all(|j| j.state == JobState::Succeeded), "{jobs:#?}");
+
+    assert_eq!(app.assert_one_pr(), pr, "the same PR, no second one");
+    let pull = &app.fake.pulls(REPO)[0];
+    assert!(pull.body.as_deref().unwrap_or_default().contains("use fewer streams"), "guidance in the PR body");
+    assert_ne!(app.bare.tip(BRANCH).unwrap(), first_tip);
+    assert_eq!(app.bare.commits_ahead(BRANCH).len(), 2, "a second bot commit");
+    app.assert_bot_commits_only_in_folder();
+    let (_, meta) = app.status(issue);
+    assert_eq!((meta.phase, meta.attempts), (Phase::PrOpened, 2));
+}
+
+/// (g) The worker pool dies mid-job; a new pool on the same database finishes it, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_interrupted_by_a_crash_finishes_on_a_new_pool() {
+    let short = PoolConfig {
+        concurrency: 1,
+        lease: Duration::from_secs(2),
+        heartbeat_every: Duration::from_millis(300),
+        poll_every: Duration::from_millis(200),
+        ..PoolConfig::default()
+    };
+    let mut app = App::start_with(short.clone()).await;
+    let (issue, event) = app.open_issue(&app.body, "maya");
+    app.deliver("issues", &event).await;
+    let until = Instant::now() + WAIT;
+    loop {
+        let jobs = app.jobs().await;
+        if jobs.first().is_some_and(|j| j.state == JobState::Running && j.phase.as_deref() != Some("queued")) {
+            break;
+        }
+        assert!(Instant::now() < until, "the job never started: {jobs:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The crash: the pool's tasks are aborted and the job keeps its lease until it expires.
+    drop(app.pool.take());
+    assert_eq!(app.jobs().await[0].state, JobState::Running);
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&app.db_url).await.unwrap());
+    let queue = JobQueue::new(store);
+    app.pool = Some(WorkerPool::start(queue, app.handler.clone(), PoolConfig { owner: "second".into(), ..short }));
+    let jobs = app.settle(1).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state, JobState::Succeeded, "{jobs:#?}");
+    assert!(jobs[0].attempts >= 2, "claimed again after the crash");
+    app.assert_one_pr();
+    let (_, meta) = app.status(issue);
+    assert_eq!(meta.phase, Phase::PrOpened);
+    let _ = &app.queue;
+}
+
+/// (h) GitHub answering 502 twice and then a secondary rate limit: the job still ends with one PR.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_errors_and_a_secondary_rate_limit_are_ridden_out() {
+    let app = App::start().await;
+    let (issue, event) = app.open_issue(&app.body, "maya");
+    app.fake.fail_next_on("/repos/", 2, 502);
+    app.fake.secondary_rate_limit_next("/pulls", 1);
+    app.deliver("issues", &event).await;
+    let jobs = app.settle(1).await;
+    assert_eq!(jobs[0].state, JobState::Succeeded, "{jobs:#?}");
+    app.assert_one_pr();
+    let faults = app.fake.requests().into_iter().filter(|r| r.fault).count();
+    assert_eq!(faults, 3, "both 502s and the rate limit were answered");
+    assert_eq!(app.status(issue).1.phase, Phase::PrOpened);
+}
+
+/// `/factory status` answers with the job's state and phase; `/factory cancel` stops a running
+/// job and the status comment says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_cancel_commands() {
+    let app = App::start().await;
+    let (issue, event) = app.open_issue(&app.body, "maya");
+    app.deliver("issues", &event).await;
+    let until = Instant::now() + WAIT;
+    while !app.jobs().await.first().is_some_and(|j| j.state == JobState::Running) {
+        assert!(Instant::now() < until, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = app.fake.add_comment(REPO, issue, "maya", "/factory cancel");
+    app.deliver("issue_comment", &app.comment_event(issue, c, "maya", "/factory cancel")).await;
+    let jobs = app.settle(2).await;
+    let generate = jobs.iter().find(|j| j.kind == JobKind::Generate).unwrap();
+    assert_eq!(generate.state, JobState::Cancelled, "{jobs:#?}");
+    let (body, meta) = app.status(issue);
+    assert_eq!(meta.phase, Phase::Cancelled, "{body}");
+    assert!(body.contains("Cancelled"), "{body}");
+
+    let c = app.fake.add_comment(REPO, issue, "rita", "/factory status");
+    app.deliver("issue_comment", &app.comment_event(issue, c, "rita", "/factory status")).await;
+    app.settle(3).await;
+    let replies: Vec<String> = app.bot_comments(issue).into_iter().filter(|b| b.starts_with("Job ")).collect();
+    assert_eq!(replies.len(), 1, "{:#?}", app.bot_comments(issue));
+    assert!(replies[0].contains("cancelled"), "{}", replies[0]);
+}
+
+/// Ticking the status comment's retry box (an edit of the app's own comment by a person with
+/// write access) builds again on the same PR.
+#[tokio::test(flavor = "multi_thread")]
+async fn ticking_the_retry_box_runs_a_retry() {
+    let app = App::start().await;
+    let (issue, event) = app.open_issue(&app.body, "maya");
+    app.deliver("issues", &event).await;
+    app.settle(1).await;
+    let pr = app.assert_one_pr();
+    let status = app.fake.comments(REPO, issue).into_iter().find(|c| c.body.contains(MARKER)).unwrap();
+    assert!(status.body.contains("- [ ] retry"));
+    let ticked = status.body.replace("- [ ] retry", "- [x] retry");
+    let event = json!({
+        "action": "edited",
+        "changes": {"body": {"from": status.body}},
+        "issue": issue_json(issue, &app.body, "maya"),
+        "comment": {
+            "id": status.id, "body": ticked, "user": {"login": app.fake.bot_login(), "id": 1, "type": "Bot"},
+            "performed_via_github_app": {"id": APP_ID, "slug": APP_SLUG},
+        },
+        "repository": repository_json(),
+        "sender": user("maya"),
+        "installation": {"id": INSTALLATION},
+    });
+    assert_eq!(app.deliver("issue_comment", &event).await, StatusCode::ACCEPTED);
+    let jobs = app.settle(2).await;
+    let retry = jobs.iter().find(|j| j.kind == JobKind::Retry).expect("a retry job");
+    assert_eq!(retry.state, JobState::Succeeded, "{jobs:#?}");
+    assert_eq!(app.assert_one_pr(), pr);
+    let (body, meta) = app.status(issue);
+    assert_eq!((meta.phase, meta.attempts), (Phase::PrOpened, 2));
+    assert!(body.contains("- [ ] retry"), "the box is unticked again");
+}

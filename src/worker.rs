@@ -57,10 +57,15 @@ impl JobContext {
     }
 
     /// Names the step the job is in; shown by status replies and in timeout errors.
-    pub async fn phase(&self, phase: &str) -> Result<()> {
+    /// `Ok(false)` means the job is no longer ours (superseded or cancelled in the store): its
+    /// token is cancelled at once rather than at the next heartbeat.
+    pub async fn phase(&self, phase: &str) -> Result<bool> {
         *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = Some(phase.to_string());
-        self.store.set_phase(&self.lease, phase).await?;
-        Ok(())
+        let ours = self.store.set_phase(&self.lease, phase).await?;
+        if !ours {
+            self.cancel.cancel();
+        }
+        Ok(ours)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

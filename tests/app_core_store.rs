@@ -81,14 +81,19 @@ async fn a_new_job_supersedes_the_active_ones_for_the_same_issue() {
     // Other issues are untouched.
     assert_eq!(store.get_job(other_issue).await.unwrap().unwrap().state, JobState::Queued);
 
-    // A cancel job marks what it replaces as cancelled.
+    // Queuing a cancel stops nothing (anyone may comment it; its handler checks write access)...
     let Enqueued::Created { id: cancel, replaced } = store.enqueue(&job(JobKind::Cancel, 1)).await.unwrap() else {
         panic!()
     };
-    assert_eq!(replaced.iter().map(|r| r.id).collect::<Vec<_>>(), vec![retry]);
+    assert!(replaced.is_empty(), "{replaced:?}");
+    assert_eq!(store.get_job(retry).await.unwrap().unwrap().state, JobState::Queued);
+    // ...an authorised cancel then marks the active work as cancelled by it.
+    let stopped = store.cancel_active("acme/connectors", 1, cancel).await.unwrap();
+    assert_eq!(stopped.iter().map(|r| r.id).collect::<Vec<_>>(), vec![retry]);
     let r = store.get_job(retry).await.unwrap().unwrap();
     assert_eq!(r.state, JobState::Cancelled);
     assert_eq!(r.superseded_by, Some(cancel));
+    assert_eq!(store.get_job(other_issue).await.unwrap().unwrap().state, JobState::Queued, "other issues untouched");
 }
 
 #[tokio::test]

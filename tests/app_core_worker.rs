@@ -182,7 +182,8 @@ async fn a_job_superseded_by_another_process_stops_at_the_next_heartbeat() {
     wait_for(&store, first, "generating", |j| j.phase.as_deref() == Some("generating")).await;
     // Another replica's queue knows nothing of this pool's running jobs.
     let elsewhere = JobQueue::new(open(&dir).await);
-    elsewhere.enqueue(&job(JobKind::Cancel, 1)).await.unwrap();
+    let cancel = elsewhere.enqueue(&job(JobKind::Cancel, 1)).await.unwrap().job_id();
+    elsewhere.store().cancel_active("acme/connectors", 1, cancel).await.unwrap();
     let start = Instant::now();
     while handler.saw_cancel.load(Ordering::SeqCst) == 0 {
         assert!(start.elapsed() < Duration::from_secs(5), "the heartbeat never noticed");

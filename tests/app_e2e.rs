@@ -481,3 +481,26 @@ async fn ticking_the_retry_box_runs_a_retry() {
     assert_eq!((meta.phase, meta.attempts), (Phase::PrOpened, 2));
     assert!(body.contains("- [ ] retry"), "the box is unticked again");
 }
+
+/// `/factory cancel` from someone without write access stops nothing: the running job still
+/// ends with its PR, and the person gets a polite refusal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_without_write_access_stops_nothing() {
+    let app = App::start().await;
+    let (issue, event) = app.open_issue(&app.body, "maya");
+    app.deliver("issues", &event).await;
+    let until = Instant::now() + WAIT;
+    while !app.jobs().await.first().is_some_and(|j| j.state == JobState::Running) {
+        assert!(Instant::now() < until, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = app.fake.add_comment(REPO, issue, "rita", "/factory cancel");
+    app.deliver("issue_comment", &app.comment_event(issue, c, "rita", "/factory cancel")).await;
+    let jobs = app.settle(2).await;
+    let generate = jobs.iter().find(|j| j.kind == JobKind::Generate).unwrap();
+    assert_eq!(generate.state, JobState::Succeeded, "{jobs:#?}");
+    app.assert_one_pr();
+    assert_eq!(app.status(issue).1.phase, Phase::PrOpened);
+    let refusals = app.fake.comments(REPO, issue).into_iter().filter(|c| c.body.contains("only people with write access")).count();
+    assert_eq!(refusals, 1);
+}

@@ -1,13 +1,14 @@
 //! `/factory cancel` and `/factory status`, and the cancel a closed connector PR sends.
 //!
-//! The store already stopped the active jobs when the cancel job was queued (see
-//! `docs/app-core.md`); this job checks who asked, says so on the status comment, and puts the
-//! stopped work back when the person may not command the bot.
+//! Queuing a cancel job stops nothing: anyone can write `/factory cancel`, so this job first
+//! checks that the person has write access, and only then cancels the active work through
+//! `Store::cancel_active` and says so on the status comment. A cancel sent for a closed PR has no
+//! person behind it (closing needs write access on GitHub already) and acts at once.
 
 use super::pr;
 use super::status::{MARKER, Meta, Phase, Status};
 use crate::platform::Platform;
-use crate::store::{Job, JobFilter, JobKind, JobState, NewJob, Store};
+use crate::store::{Job, JobFilter, JobKind, Store};
 use crate::worker::JobOutcome;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -46,24 +47,26 @@ pub async fn cancel(platform: &dyn Platform, store: &Arc<dyn Store>, job: &Job) 
         // Closing a PR needs write access on GitHub already; a comment does not.
         let allowed = platform.can_write(&person).await.unwrap_or(false);
         if !allowed {
-            let restored = restore_stopped(store, job).await?;
             platform
                 .create_comment(
                     number,
-                    &format!(
-                        "@{person}, only people with write access to this repository can cancel the factory's work{}.",
-                        if restored > 0 { "; the work it stopped carries on" } else { "" }
-                    ),
+                    &format!("@{person}, only people with write access to this repository can cancel the factory's work."),
                 )
                 .await?;
-            return Ok(JobOutcome::Succeeded(json!({"refused": person, "restored": restored})));
+            return Ok(JobOutcome::Succeeded(json!({"refused": person})));
         }
         if let Some(id) = comment_id {
             let _ = platform.react_comment(id, "+1").await;
         }
     }
-    let stopped = stopped_by(store, job).await?;
     let issue = request_issue(platform, job, number).await;
+    // Work is keyed by the request issue, and CI analysis by the PR; a cancel on either stops both.
+    let mut stopped = Vec::new();
+    for n in if issue == number { vec![number] } else { vec![number, issue] } {
+        if let Ok(n) = i64::try_from(n) {
+            stopped.extend(store.cancel_active(&job.repository, n, job.id).await?);
+        }
+    }
     let who = commenter(job).map(|p| format!("@{p} with `/factory cancel`")).unwrap_or_else(|| {
         match text(job, "/reason").as_deref() {
             Some("pull_request_merged") => "the pull request being merged".into(),
@@ -84,35 +87,26 @@ pub async fn cancel(platform: &dyn Platform, store: &Arc<dyn Store>, job: &Job) 
             status.detail = Some(format!("Cancelled by {who}. Comment `/factory retry` to build it again."));
             platform.update_comment(id, &status.render()).await?;
         }
+        // Work was stopped before it wrote its first status: start the status comment here, so
+        // the request shows it was cancelled (and a retry finds the comment to reuse).
+        None if !stopped.is_empty() => {
+            let mut status = Status::new(Meta {
+                issue,
+                job: Some(job.id.0),
+                phase: Phase::Cancelled,
+                branch: None,
+                pr: None,
+                attempts: 1,
+            });
+            status.detail = Some(format!("Cancelled by {who} before it got going. Comment `/factory retry` to build it again."));
+            platform.create_comment(issue, &status.render()).await?;
+        }
         _ if commenter(job).is_some() => {
             platform.create_comment(number, "Nothing to cancel: the factory is not working on this request.").await?;
         }
         _ => {}
     }
     Ok(JobOutcome::Succeeded(json!({"issue": issue, "cancelled": stopped.iter().map(|j| j.id.0).collect::<Vec<_>>()})))
-}
-
-/// Jobs this cancel job stopped when it was queued.
-async fn stopped_by(store: &Arc<dyn Store>, job: &Job) -> Result<Vec<Job>> {
-    let filter = JobFilter {
-        states: vec![JobState::Cancelled],
-        kinds: vec![JobKind::Generate, JobKind::Retry, JobKind::CiFinished],
-        repository: Some(job.repository.clone()),
-        issue_number: job.issue_number,
-        limit: Some(20),
-    };
-    Ok(store.list_jobs(&filter).await?.into_iter().filter(|j| j.superseded_by == Some(job.id)).collect())
-}
-
-/// A refused cancel must not have stopped anything: queue the stopped jobs again.
-async fn restore_stopped(store: &Arc<dyn Store>, job: &Job) -> Result<usize> {
-    let stopped = stopped_by(store, job).await?;
-    for j in &stopped {
-        let again = NewJob::new(j.kind, &j.repository, j.issue_number, j.payload.clone())
-            .installation(j.installation_id);
-        store.enqueue(&again).await?;
-    }
-    Ok(stopped.len())
 }
 
 pub async fn status(platform: &dyn Platform, store: &Arc<dyn Store>, job: &Job) -> Result<JobOutcome> {

@@ -198,6 +198,11 @@ struct Tracker<'a> {
 
 impl Tracker<'_> {
     async fn set(&mut self, phase: Phase) {
+        // Store first: a job that was superseded or cancelled must not write over the status that
+        // its successor (or the person who cancelled it) now owns.
+        if !self.ctl.phase(phase).await {
+            return;
+        }
         self.status.meta.phase = phase;
         self.status.elapsed = self.started.elapsed();
         let body = self.status.render();
@@ -210,7 +215,6 @@ impl Tracker<'_> {
         if let Err(err) = written {
             tracing::warn!(issue = self.status.meta.issue, "writing the status comment failed: {err:#}");
         }
-        self.ctl.phase(phase).await;
     }
 }
 

@@ -105,13 +105,19 @@ impl Control {
         self.job.as_ref().map(|c| c.job_id().0)
     }
 
-    /// Records the phase in the store. A failed write is logged, not fatal: the status comment
-    /// says the same, and losing the lease shows up through cancellation anyway.
-    pub async fn phase(&self, phase: status::Phase) {
-        if let Some(ctx) = &self.job
-            && let Err(err) = ctx.phase(phase.as_str()).await
-        {
-            tracing::warn!(job = %ctx.job_id(), "recording phase {} failed: {err:#}", phase.as_str());
+    /// Records the phase in the store; `false` when the job is no longer ours (a newer job or
+    /// an authorised cancel took over), so the caller must not touch the status comment any more.
+    /// A failed write is logged and treated as still ours: the lease check happens on heartbeat.
+    pub async fn phase(&self, phase: status::Phase) -> bool {
+        match &self.job {
+            None => true,
+            Some(ctx) => match ctx.phase(phase.as_str()).await {
+                Ok(ours) => ours,
+                Err(err) => {
+                    tracing::warn!(job = %ctx.job_id(), "recording phase {} failed: {err:#}", phase.as_str());
+                    true
+                }
+            },
         }
     }
 

@@ -16,7 +16,7 @@
 //!                        └───────────┬────────────────┘
 //!                 a newer job for the same issue arrives
 //!                                    ▼
-//!                        superseded  (cancelled when the newcomer is a `cancel` job)
+//!                        superseded  (cancelled by an authorised `cancel` job)
 //! ```
 //!
 //! Every write made on behalf of a running job (heartbeat, phase, finish, release) carries the
@@ -94,19 +94,13 @@ impl JobKind {
     /// generation that will push new commits anyway; a status question disturbs nothing.
     pub fn supersedes(self) -> &'static [JobKind] {
         match self {
-            JobKind::Generate | JobKind::Retry | JobKind::Cancel => {
+            JobKind::Generate | JobKind::Retry => {
                 &[JobKind::Generate, JobKind::Retry, JobKind::CiFinished, JobKind::Cancel]
             }
             JobKind::CiFinished => &[JobKind::CiFinished],
-            JobKind::Status => &[],
-        }
-    }
-
-    /// State given to the jobs this kind replaces.
-    pub fn replaced_state(self) -> JobState {
-        match self {
-            JobKind::Cancel => JobState::Cancelled,
-            _ => JobState::Superseded,
+            // A cancel stops nothing by being queued: anyone can comment `/factory cancel`, so its
+            // handler checks write access first and then calls `Store::cancel_active`.
+            JobKind::Cancel | JobKind::Status => &[],
         }
     }
 }
@@ -390,6 +384,10 @@ pub trait Store: Send + Sync + 'static {
     async fn get_job(&self, id: JobId) -> Result<Option<Job>>;
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>>;
+
+    /// Marks the queued and running generate / retry / ci_finished jobs of one issue as
+    /// cancelled by job `by` (an authorised cancel). Running ones stop at their next heartbeat.
+    async fn cancel_active(&self, repository: &str, issue_number: i64, by: JobId) -> Result<Vec<Replaced>>;
 }
 
 pub(crate) fn now_ms() -> i64 {

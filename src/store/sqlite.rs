@@ -1,7 +1,7 @@
 //! The SQLite backend of [`Store`]: one database file in WAL mode, so the webhook intake keeps
 //! writing while workers read, and every state change is a single short transaction.
 
-use super::{
+use super::{JobKind, 
     Claimed, DeliveryRecord, Enqueued, EventId, Finish, Intake, Job, JobFilter, JobId, JobState, Lease, NewEvent,
     NewJob, Replaced, Store, StoredEvent, from_ms, now_ms,
 };
@@ -170,48 +170,69 @@ async fn enqueue_in(conn: &mut SqliteConnection, job: &NewJob, event: Option<Eve
     .fetch_one(&mut *conn)
     .await?;
 
-    let mut replaced = Vec::new();
-    let kinds = job.kind.supersedes();
-    if job.issue_number.is_some() && !kinds.is_empty() {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, kind, state FROM jobs WHERE repository = ");
-        q.push_bind(&job.repository)
-            .push(" AND issue_number = ")
-            .push_bind(job.issue_number)
-            .push(" AND state IN ('queued', 'running') AND id <> ")
-            .push_bind(id)
-            .push(" AND kind IN (");
-        let mut sep = q.separated(", ");
-        for k in kinds {
-            sep.push_bind(k.as_str());
+    let replaced = match job.issue_number {
+        Some(issue) => {
+            let reason = format!("superseded by job {id} ({})", job.kind);
+            replace_active(conn, &job.repository, issue, job.kind.supersedes(), JobId(id), JobState::Superseded, &reason)
+                .await?
         }
-        q.push(") ORDER BY id");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            let kind: String = row.try_get("kind")?;
-            let state: String = row.try_get("state")?;
-            replaced.push(Replaced {
-                id: JobId(row.try_get("id")?),
-                kind: kind.parse()?,
-                was_running: state == JobState::Running.as_str(),
-            });
-        }
-        let new_state = job.kind.replaced_state();
-        let verb = if new_state == JobState::Cancelled { "cancelled" } else { "superseded" };
-        for old in &replaced {
-            sqlx::query(
-                "UPDATE jobs SET state = ?, superseded_by = ?, error = ?, finished_at = ?, updated_at = ?, \
-                 lease_token = NULL, lease_until = NULL WHERE id = ?",
-            )
-            .bind(new_state.as_str())
-            .bind(id)
-            .bind(format!("{verb} by job {id} ({})", job.kind))
-            .bind(now)
-            .bind(now)
-            .bind(old.id.0)
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
+        None => Vec::new(),
+    };
     Ok(Enqueued::Created { id: JobId(id), replaced })
+}
+
+/// Give the queued and running jobs of `kinds` on one issue the state `new_state`, recording
+/// which job replaced them and why; their leases are dropped so their workers' writes fail.
+async fn replace_active(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    issue_number: i64,
+    kinds: &[JobKind],
+    by: JobId,
+    new_state: JobState,
+    reason: &str,
+) -> Result<Vec<Replaced>> {
+    let mut replaced = Vec::new();
+    if kinds.is_empty() {
+        return Ok(replaced);
+    }
+    let now = now_ms();
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT id, kind, state FROM jobs WHERE repository = ");
+    q.push_bind(repository)
+        .push(" AND issue_number = ")
+        .push_bind(issue_number)
+        .push(" AND state IN ('queued', 'running') AND id <> ")
+        .push_bind(by.0)
+        .push(" AND kind IN (");
+    let mut sep = q.separated(", ");
+    for k in kinds {
+        sep.push_bind(k.as_str());
+    }
+    q.push(") ORDER BY id");
+    for row in q.build().fetch_all(&mut *conn).await? {
+        let kind: String = row.try_get("kind")?;
+        let state: String = row.try_get("state")?;
+        replaced.push(Replaced {
+            id: JobId(row.try_get("id")?),
+            kind: kind.parse()?,
+            was_running: state == JobState::Running.as_str(),
+        });
+    }
+    for old in &replaced {
+        sqlx::query(
+            "UPDATE jobs SET state = ?, superseded_by = ?, error = ?, finished_at = ?, updated_at = ?, \
+             lease_token = NULL, lease_until = NULL WHERE id = ?",
+        )
+        .bind(new_state.as_str())
+        .bind(by.0)
+        .bind(reason)
+        .bind(now)
+        .bind(now)
+        .bind(old.id.0)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(replaced)
 }
 
 #[async_trait]
@@ -328,6 +349,15 @@ impl Store for SqliteStore {
     async fn enqueue(&self, job: &NewJob) -> Result<Enqueued> {
         let mut tx = self.write_tx().await?;
         let out = enqueue_in(&mut tx, job, None).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn cancel_active(&self, repository: &str, issue_number: i64, by: JobId) -> Result<Vec<Replaced>> {
+        let mut tx = self.write_tx().await?;
+        let kinds = [JobKind::Generate, JobKind::Retry, JobKind::CiFinished];
+        let reason = format!("cancelled by job {by} (cancel)");
+        let out = replace_active(&mut tx, repository, issue_number, &kinds, by, JobState::Cancelled, &reason).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -468,3 +468,32 @@ fn cli_reports_an_unusable_request_form() {
     assert!(err.contains("Connector name"), "{err}");
     assert!(!tmp.path().join("registry").exists(), "nothing is written for an unusable request");
 }
+
+/// The generator tool fetches a URL under the session's fetch policy: with the default policy a
+/// loopback (or private) address is refused before anything is generated.
+#[tokio::test]
+async fn generate_from_openapi_refuses_a_loopback_url_by_default() {
+    use connector_factory::agent::tools::{FetchPolicy, adapters};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("registry/_schemas")).unwrap();
+    let impl_dir = tmp.path().join("registry/acme/v1/me/python/default");
+    std::fs::create_dir_all(&impl_dir).unwrap();
+    // A real description on a loopback server: without the policy the generator would load it.
+    let spec = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tidepool-bookings.openapi.yaml")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/openapi.yaml", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut conn, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/yaml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", spec.len());
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(&spec);
+        }
+    });
+    let refused = adapters::generate_from_openapi(&url, &FetchPolicy::default(), &impl_dir, &[]).await;
+    let err = format!("{:#}", refused.expect_err("a loopback URL must be refused"));
+    assert!(err.contains("loopback"), "refused by the fetch policy, not by a failed connection: {err}");
+    assert_eq!(std::fs::read_dir(&impl_dir).unwrap().count(), 0, "nothing was generated");
+}

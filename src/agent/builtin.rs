@@ -1635,6 +1635,31 @@ fn readme_markdown(
     r
 }
 
+/// Puts `url` back where the generator wrote the path of `copy` below `folder`, and fills the
+/// `_meta` files' empty `source.spec` with it (the generator fills that for URLs only).
+pub fn replace_spec_location(folder: &std::path::Path, copy: &str, url: &str) -> Result<()> {
+    let (json_from, json_to) = (serde_json::to_string(copy)?, serde_json::to_string(url)?);
+    for entry in walkdir::WalkDir::new(folder).into_iter().filter_map(Result::ok) {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let is_json = entry.path().extension().is_some_and(|e| e == "json");
+        let mut fixed = if is_json { text.replace(&json_from, &json_to) } else { text.replace(copy, url) };
+        if is_json && entry.path().components().any(|c| c.as_os_str() == "_meta")
+            && let Ok(mut meta) = serde_json::from_str::<serde_json::Value>(&fixed)
+            && meta.pointer("/source/spec").and_then(serde_json::Value::as_str) == Some("")
+        {
+            meta["source"]["spec"] = serde_json::Value::String(url.to_string());
+            fixed = format!("{}\n", serde_json::to_string_pretty(&meta)?);
+        }
+        if fixed != text {
+            std::fs::write(entry.path(), fixed)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,7 +153,7 @@ pub async fn run(req: &AgentRequest, opts: &RunOptions) -> Result<RunResult> {
     match kind {
         AgentKind::Builtin => {
             let spec = req.openapi_url.as_deref().unwrap_or_default();
-            let outcome = match tools::adapters::generate_from_openapi(spec, &impl_dir, &req.streams).await {
+            let outcome = match tools::adapters::generate_from_openapi(spec, &opts.fetch, &impl_dir, &req.streams).await {
                 Ok(summary) => Outcome::Succeeded { summary },
                 Err(e) => Outcome::Failed { error: format!("{e:#}") },
             };

@@ -239,7 +239,7 @@ impl ToolContext {
             "generate_from_openapi" => match opt_str_list(args, "streams") {
                 Ok(streams) => {
                     let spec = self.spec.as_deref().unwrap_or_default();
-                    Ok(adapters::generate_from_openapi(spec, self.impl_dir(), &streams).await.map_err(|e| format!("{e:#}")))
+                    Ok(adapters::generate_from_openapi(spec, &self.fetch, self.impl_dir(), &streams).await.map_err(|e| format!("{e:#}")))
                 }
                 Err(e) => Err(e),
             },

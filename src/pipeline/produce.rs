@@ -11,11 +11,12 @@ use crate::agent::builtin::{self, GenerateOptions};
 use crate::agent::llm::{LlmConfig, PriceTable};
 use crate::agent::tools::FetchPolicy;
 use crate::agent::tools::adapters::SPEC_MAX_BYTES;
-use crate::agent::tools::fetch::fetch_bytes;
+use crate::agent::builtin::replace_spec_location;
+use crate::agent::tools::fetch::fetch_to_file;
 use crate::agent::{self, AgentKind, AgentRequest, Guidance, RunOptions};
 use crate::request::ConnectorRequest;
 use anyhow::{Context, Result, bail};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What the agent gets.
 #[derive(Debug, Clone)]
@@ -60,7 +61,7 @@ async fn builtin_generator(input: &ProduceInput, fetch: &FetchPolicy) -> Result<
     // The generator's own loader fetches without address checks, so a URL is fetched here under
     // the fetch policy (public addresses only) and the generator reads the copy.
     let fetched = tempfile::tempdir().context("making a folder for the OpenAPI description")?;
-    let location = if is_http(&openapi) { fetch_description(&openapi, fetch, fetched.path()).await? } else { openapi.clone() };
+    let location = if is_http(&openapi) { fetch_to_file(&openapi, fetch, fetched.path(), SPEC_MAX_BYTES).await? } else { openapi.clone() };
 
     let registry = input.tree.join("registry");
     let mut opts = GenerateOptions::new(location.clone(), input.connector.clone(), registry.clone());
@@ -73,7 +74,7 @@ async fn builtin_generator(input: &ProduceInput, fetch: &FetchPolicy) -> Result<
         .context("the builtin generator stopped unexpectedly")??;
     if location != openapi {
         // The manifest and `_meta` name their source: the URL people gave, not our copy's path.
-        restore_source(&registry.join(&input.connector), &location, &openapi)?;
+        replace_spec_location(&registry.join(&input.connector), &location, &openapi)?;
     }
     let mut notes: Vec<String> = outcome.unsure.iter().map(|u| format!("unsure: {u}")).collect();
     notes.extend(outcome.warnings.iter().cloned());
@@ -132,46 +133,3 @@ fn is_http(location: &str) -> bool {
     location.starts_with("http://") || location.starts_with("https://")
 }
 
-/// Fetches the description into `dir`, keeping the URL's file name so its format is recognised.
-async fn fetch_description(url: &str, policy: &FetchPolicy, dir: &Path) -> Result<String> {
-    let got = fetch_bytes(url, policy, SPEC_MAX_BYTES).await.map_err(anyhow::Error::msg)?;
-    if !(200..300).contains(&got.status) {
-        bail!("GET {} answered HTTP {}", got.shown, got.status);
-    }
-    if got.cut {
-        bail!("{} is larger than {SPEC_MAX_BYTES} bytes", got.shown);
-    }
-    let name = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.path_segments().and_then(|mut s| s.next_back().map(str::to_string)))
-        .filter(|n| !n.is_empty() && !n.contains(['\\', '/']) && n != ".." && n != ".")
-        .unwrap_or_else(|| "openapi".into());
-    let path = dir.join(name);
-    std::fs::write(&path, &got.body).with_context(|| format!("saving {}", got.shown))?;
-    Ok(path.display().to_string())
-}
-
-/// Puts `url` back where the generator wrote the path of `copy` below `folder`, and fills the
-/// `_meta` files' empty `source.spec` with it (the generator fills that for URLs only).
-fn restore_source(folder: &Path, copy: &str, url: &str) -> Result<()> {
-    let (json_from, json_to) = (serde_json::to_string(copy)?, serde_json::to_string(url)?);
-    for entry in walkdir::WalkDir::new(folder).into_iter().filter_map(Result::ok) {
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
-        let is_json = entry.path().extension().is_some_and(|e| e == "json");
-        let mut fixed = if is_json { text.replace(&json_from, &json_to) } else { text.replace(copy, url) };
-        if is_json && entry.path().components().any(|c| c.as_os_str() == "_meta")
-            && let Ok(mut meta) = serde_json::from_str::<serde_json::Value>(&fixed)
-            && meta.pointer("/source/spec").and_then(serde_json::Value::as_str) == Some("")
-        {
-            meta["source"]["spec"] = serde_json::Value::String(url.to_string());
-            fixed = format!("{}\n", serde_json::to_string_pretty(&meta)?);
-        }
-        if fixed != text {
-            std::fs::write(entry.path(), fixed)?;
-        }
-    }
-    Ok(())
-}

@@ -99,12 +99,27 @@ pub fn openapi_query(spec: &LoadedSpec, query: OpenapiQuery<'_>) -> Result<Strin
     })
 }
 
-/// Runs the builtin generator into `impl_dir`, returning what it reports.
-pub async fn generate_from_openapi(spec_location: &str, impl_dir: &Path, streams: &[String]) -> Result<String> {
-    use crate::agent::builtin::{GenerateOptions, generate};
+/// Runs the builtin generator into `impl_dir`, returning what it reports. A URL is fetched
+/// under the session's fetch policy first (the generator's own loader checks no addresses), and
+/// the generated files then name the URL rather than the temporary copy.
+pub async fn generate_from_openapi(
+    spec_location: &str,
+    policy: &super::FetchPolicy,
+    impl_dir: &Path,
+    streams: &[String],
+) -> Result<String> {
+    use crate::agent::builtin::{GenerateOptions, generate, replace_spec_location};
     let (registry, place) = crate::registry::Registry::containing(impl_dir)
         .ok_or_else(|| anyhow::anyhow!("{} is not an implementation folder inside a registry", impl_dir.display()))?;
-    let mut opts = GenerateOptions::new(spec_location, place.connector.clone(), registry.root.clone());
+    let copy_dir = tempfile::tempdir()?;
+    let is_url = spec_location.starts_with("http://") || spec_location.starts_with("https://");
+    let local = if is_url {
+        super::fetch::fetch_to_file(spec_location, policy, copy_dir.path(), SPEC_MAX_BYTES).await?
+    } else {
+        spec_location.to_string()
+    };
+    let connector_dir = registry.root.join(&place.connector);
+    let mut opts = GenerateOptions::new(&local, place.connector.clone(), registry.root.clone());
     opts.streams = streams.to_vec();
     opts.author = place.author.clone();
     opts.version = Some(place.version.clone());
@@ -112,6 +127,9 @@ pub async fn generate_from_openapi(spec_location: &str, impl_dir: &Path, streams
     // The session set-up already wrote the scaffold there; the generator replaces its files.
     opts.force = true;
     let outcome = tokio::task::spawn_blocking(move || generate(&opts)).await??;
+    if is_url {
+        replace_spec_location(&connector_dir, &local, spec_location)?;
+    }
     let mut out = format!("generated {} stream(s) into your folder; base URL {}, auth {}", outcome.streams.len(), outcome.base_url, outcome.auth);
     for s in &outcome.streams {
         out.push_str(&format!(

@@ -306,3 +306,23 @@ mod tests {
         }
     }
 }
+
+/// Fetches `url` under the policy into `dir` (for a description the generator then reads),, keeping the URL's file name so its format is recognised.
+pub async fn fetch_to_file(url: &str, policy: &FetchPolicy, dir: &std::path::Path, max_bytes: usize) -> anyhow::Result<String> {
+    use anyhow::{Context, bail};
+    let got = fetch_bytes(url, policy, max_bytes).await.map_err(anyhow::Error::msg)?;
+    if !(200..300).contains(&got.status) {
+        bail!("GET {} answered HTTP {}", got.shown, got.status);
+    }
+    if got.cut {
+        bail!("{} is larger than {max_bytes} bytes", got.shown);
+    }
+    let name = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.path_segments().and_then(|mut s| s.next_back().map(str::to_string)))
+        .filter(|n| !n.is_empty() && !n.contains(['\\', '/']) && n != ".." && n != ".")
+        .unwrap_or_else(|| "openapi".into());
+    let path = dir.join(name);
+    std::fs::write(&path, &got.body).with_context(|| format!("saving {}", got.shown))?;
+    Ok(path.display().to_string())
+}

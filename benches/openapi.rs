@@ -121,6 +121,164 @@ fn main() {
         ranked.len()
     );
 
+    // Every query an agent may send, each kind over many inputs: max and median per kind
+    // (target: each under 5 ms). The first `--collections` call also detects collection
+    // endpoints over the whole description (kept in the index afterwards); it is timed on a
+    // fresh load.
+    let cold = Spec::from_bytes(&bytes, "api.github.com.json").unwrap();
+    let t = Instant::now();
+    let _ = query::list_operations(
+        &cold,
+        &ListFilter {
+            collections_only: true,
+            ..Default::default()
+        },
+        b,
+    );
+    let t_cold_col = t.elapsed();
+    drop(cold);
+    let mut tags: Vec<String> = spec
+        .index
+        .operations
+        .iter()
+        .flat_map(|o| o.tags.iter().cloned())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    let mut kinds: Vec<(String, Vec<Duration>)> = Vec::new();
+    let mut measure = |name: &str, filters: Vec<ListFilter>| {
+        let mut ts = Vec::new();
+        for f in &filters {
+            for _ in 0..3 {
+                let t = Instant::now();
+                let _ = query::list_operations(&spec, f, b);
+                ts.push(t.elapsed());
+            }
+        }
+        kinds.push((format!("{name} ({} filters)", filters.len()), ts));
+    };
+    measure("list (no filter)", vec![ListFilter::default()]);
+    measure(
+        "list --tag",
+        tags.iter()
+            .map(|t| ListFilter {
+                tag: Some(t.clone()),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    measure(
+        "list --method",
+        ["get", "post", "put", "patch", "delete"]
+            .iter()
+            .map(|m| ListFilter {
+                method: Some(m.to_string()),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    measure(
+        "list --path",
+        ["issues", "repos", "/orgs/{org}", "pulls", "actions", "zzz"]
+            .iter()
+            .map(|p| ListFilter {
+                path_contains: Some(p.to_string()),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    measure(
+        "list --collections (warm)",
+        vec![
+            ListFilter {
+                collections_only: true,
+                ..Default::default()
+            },
+            ListFilter {
+                collections_only: true,
+                tag: Some("repos".into()),
+                ..Default::default()
+            },
+            ListFilter {
+                collections_only: true,
+                limit: Some(500),
+                ..Default::default()
+            },
+        ],
+    );
+    let json_b = Budget::new(query::DEFAULT_BUDGET, Format::Json);
+    for (label, bb) in [("text", b), ("json", json_b)] {
+        let mut ts = Vec::new();
+        let mut worst = (Duration::ZERO, String::new());
+        for op in &spec.index.operations {
+            let key = op.key();
+            let t = Instant::now();
+            let _ = query::show_operation(&spec, &key, bb).unwrap();
+            let d = t.elapsed();
+            if d > worst.0 {
+                worst = (d, key);
+            }
+            ts.push(d);
+        }
+        kinds.push((
+            format!("show, every operation, {label} (slowest: {})", worst.1),
+            ts,
+        ));
+        let mut ts = Vec::new();
+        let mut worst = (Duration::ZERO, String::new());
+        for name in &spec.index.schema_names {
+            let t = Instant::now();
+            let _ = query::show_schema(&spec, name, bb).unwrap();
+            let d = t.elapsed();
+            if d > worst.0 {
+                worst = (d, name.clone());
+            }
+            ts.push(d);
+        }
+        kinds.push((
+            format!("schema, every schema, {label} (slowest: {})", worst.1),
+            ts,
+        ));
+    }
+    println!(
+        "query latency per kind (budget {} B; target < 5 ms each):",
+        b.bytes
+    );
+    println!(
+        "  list --collections, first call on a fresh load (detects all): {}",
+        ms(t_cold_col)
+    );
+    for (name, ts) in &kinds {
+        let n = ts.len();
+        let max = ts.iter().max().copied().unwrap_or_default();
+        println!(
+            "  {name:<62} median {}  max {}  ({n} queries)",
+            ms(median(ts.clone())),
+            ms(max)
+        );
+    }
+
+    // Generating a 5-stream connector with the builtin generator (load, detect, write files;
+    // no spec-test), target < 2 s.
+    let (t_gen, outcome) = time(3, || {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = connector_factory::agent::builtin::GenerateOptions::new(
+            path.to_str().unwrap(),
+            "github",
+            tmp.path(),
+        );
+        let out = connector_factory::agent::builtin::generate(&opts);
+        (
+            out.map(|o| o.streams.len()).map_err(|e| format!("{e:#}")),
+            tmp,
+        )
+    });
+    println!(
+        "generate a 5-stream connector (builtin, from the file): {}  (streams: {:?}, target < 2 s)",
+        ms(t_gen),
+        outcome.0
+    );
+
     // What an agent reads to build a 5-stream connector: the summary (auth, base URL, tags,
     // suggested streams), one filtered list of collection endpoints, and each chosen operation.
     let picked = detect::pick_streams(&spec, 5);

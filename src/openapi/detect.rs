@@ -116,7 +116,25 @@ fn singular(word: &str) -> String {
 }
 
 /// Decide whether a GET operation is a collection endpoint, and where its records are.
+/// Detection runs over every operation once, on first use, and is kept in the index.
 pub fn collection(spec: &Spec, op_index: usize) -> Option<Detected<Collection>> {
+    collection_ref(spec, op_index).cloned()
+}
+
+/// Like [`collection`], without copying the cached answer.
+pub fn collection_ref(spec: &Spec, op_index: usize) -> Option<&Detected<Collection>> {
+    spec.index
+        .collections
+        .get_or_init(|| {
+            (0..spec.index.operations.len())
+                .map(|i| detect_collection(spec, i))
+                .collect()
+        })
+        .get(op_index)?
+        .as_ref()
+}
+
+fn detect_collection(spec: &Spec, op_index: usize) -> Option<Detected<Collection>> {
     let op = spec.op(op_index);
     if op.method != "GET" {
         return None;
@@ -130,15 +148,9 @@ pub fn collection(spec: &Spec, op_index: usize) -> Option<Detected<Collection>> 
     if last.starts_with('{') || last.starts_with(':') {
         return None; // a single item
     }
-    let resp = spec.success_response(op)?;
-    let schema = resp.schema.as_ref()?;
+    let (schema, schema_pointer) = spec.success_schema(op)?;
     let resource = resource_name(&op.path);
-    let sel = record_selector(
-        spec,
-        schema,
-        &resource,
-        resp.schema_pointer.as_deref().unwrap_or(""),
-    )?;
+    let sel = record_selector(spec, schema, &resource, &schema_pointer)?;
     let (selector, item, item_ptr) = sel.value;
     let mut evidence = vec![format!(
         "{}: GET without a trailing path parameter",

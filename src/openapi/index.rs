@@ -2,6 +2,7 @@
 //! request bodies) over Swagger 2.0 and OpenAPI 3.x.
 
 use super::Spec;
+use super::detect::{Collection, Detected};
 use super::load::SpecVersion;
 use super::resolve::{deref, deref_lossy, escape_pointer_token};
 use serde::Serialize;
@@ -48,6 +49,9 @@ pub struct Index {
     pub schema_names: Vec<String>,
     /// Things skipped while indexing (unresolvable path item refs, non-object operations).
     pub problems: Vec<String>,
+    /// Collection detection per operation, computed once on first use (see
+    /// [`super::detect::collection`]).
+    pub(crate) collections: std::sync::OnceLock<Vec<Option<Detected<Collection>>>>,
 }
 
 impl Index {
@@ -193,6 +197,21 @@ pub struct Response {
     pub pointer: String,
 }
 
+/// The status [`Spec::success_response`] picks among `statuses` (sorted), if any.
+pub fn pick_success_status<'s>(statuses: &[&'s str]) -> Option<&'s str> {
+    statuses
+        .iter()
+        .find(|s| **s == "200")
+        .or_else(|| {
+            statuses
+                .iter()
+                .find(|s| s.starts_with('2') && s.len() == 3 && **s != "204")
+        })
+        .or_else(|| statuses.iter().find(|s| s.eq_ignore_ascii_case("2XX")))
+        .or_else(|| statuses.iter().find(|s| **s == "default"))
+        .copied()
+}
+
 /// A request body summary.
 #[derive(Debug, Clone)]
 pub struct RequestBody {
@@ -309,108 +328,145 @@ impl Spec {
 
     /// All responses of an operation, in status order.
     pub fn responses(&self, op: &Operation) -> Vec<Response> {
-        let root = &self.doc.root;
         let op_v = self.operation_value(op);
         let Some(resps) = op_v.get("responses").and_then(Value::as_object) else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        for (status, raw) in resps {
-            if status.starts_with("x-") {
-                continue;
-            }
-            let own_ptr = format!("{}/responses/{}", op.pointer, escape_pointer_token(status));
-            let (r, at) = match deref(root, raw) {
-                Ok(x) => x,
-                Err(_) => continue,
-            };
-            let base = at
-                .map(|a| a.trim_start_matches('#').to_string())
-                .unwrap_or(own_ptr.clone());
-            let mut content_types = Vec::new();
-            let mut schema = None;
-            let mut schema_pointer = None;
-            let mut example = None;
-            if let Some(content) = r.get("content").and_then(Value::as_object) {
-                content_types = content.keys().cloned().collect();
-                if let Some((ct, media)) = pick_json_media(content) {
-                    if let Some(s) = media.get("schema") {
-                        schema = Some(s.clone());
-                        schema_pointer = Some(format!(
-                            "#{base}/content/{}/schema",
-                            escape_pointer_token(ct)
-                        ));
-                    }
-                    example = media.get("example").cloned().or_else(|| {
-                        media
-                            .get("examples")
-                            .and_then(Value::as_object)
-                            .and_then(|ex| ex.values().next())
-                            .map(|e| deref_lossy(root, e))
-                            .and_then(|e| e.get("value").cloned())
-                    });
-                }
-            } else if let Some(s) = r.get("schema") {
-                schema = Some(s.clone());
-                schema_pointer = Some(format!("#{base}/schema"));
-                content_types = op_v
-                    .get("produces")
-                    .or_else(|| root.get("produces"))
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                example = r
-                    .get("examples")
-                    .and_then(Value::as_object)
-                    .and_then(|ex| {
-                        ex.iter()
-                            .find(|(k, _)| k.contains("json"))
-                            .or_else(|| ex.iter().next())
-                    })
-                    .map(|(_, v)| v.clone());
-            }
-            let headers = r
-                .get("headers")
-                .and_then(Value::as_object)
-                .map(|h| h.keys().cloned().collect())
-                .unwrap_or_default();
-            out.push(Response {
-                status: status.clone(),
-                description: r
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                content_types,
-                schema,
-                schema_pointer,
-                headers,
-                example,
-                pointer: format!("#{base}"),
-            });
-        }
+        let mut out: Vec<Response> = resps
+            .iter()
+            .filter(|(status, _)| !status.starts_with("x-"))
+            .filter_map(|(status, raw)| self.build_response(op, op_v, status, raw))
+            .collect();
         out.sort_by(|a, b| a.status.cmp(&b.status));
         out
     }
 
-    /// The main success response: 200, else the first 2xx, else `2XX`, else `default`.
-    pub fn success_response(&self, op: &Operation) -> Option<Response> {
-        let rs = self.responses(op);
-        let pick = rs
-            .iter()
-            .position(|r| r.status == "200")
-            .or_else(|| {
-                rs.iter().position(|r| {
-                    r.status.starts_with('2') && r.status.len() == 3 && r.status != "204"
+    fn build_response(
+        &self,
+        op: &Operation,
+        op_v: &Value,
+        status: &str,
+        raw: &Value,
+    ) -> Option<Response> {
+        let root = &self.doc.root;
+        let (r, at) = deref(root, raw).ok()?;
+        let base = match at {
+            Some(a) => a.trim_start_matches('#').to_string(),
+            None => format!("{}/responses/{}", op.pointer, escape_pointer_token(status)),
+        };
+        let mut content_types = Vec::new();
+        let mut schema = None;
+        let mut schema_pointer = None;
+        let mut example = None;
+        if let Some(content) = r.get("content").and_then(Value::as_object) {
+            content_types = content.keys().cloned().collect();
+            if let Some((ct, media)) = pick_json_media(content) {
+                if let Some(s) = media.get("schema") {
+                    schema = Some(s.clone());
+                    schema_pointer = Some(format!(
+                        "#{base}/content/{}/schema",
+                        escape_pointer_token(ct)
+                    ));
+                }
+                example = media.get("example").cloned().or_else(|| {
+                    media
+                        .get("examples")
+                        .and_then(Value::as_object)
+                        .and_then(|ex| ex.values().next())
+                        .map(|e| deref_lossy(root, e))
+                        .and_then(|e| e.get("value").cloned())
+                });
+            }
+        } else if let Some(s) = r.get("schema") {
+            schema = Some(s.clone());
+            schema_pointer = Some(format!("#{base}/schema"));
+            content_types = op_v
+                .get("produces")
+                .or_else(|| root.get("produces"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
                 })
-            })
-            .or_else(|| rs.iter().position(|r| r.status.eq_ignore_ascii_case("2XX")))
-            .or_else(|| rs.iter().position(|r| r.status == "default"));
-        pick.map(|i| rs[i].clone())
+                .unwrap_or_default();
+            example = r
+                .get("examples")
+                .and_then(Value::as_object)
+                .and_then(|ex| {
+                    ex.iter()
+                        .find(|(k, _)| k.contains("json"))
+                        .or_else(|| ex.iter().next())
+                })
+                .map(|(_, v)| v.clone());
+        }
+        let headers = r
+            .get("headers")
+            .and_then(Value::as_object)
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default();
+        Some(Response {
+            status: status.to_string(),
+            description: r
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            content_types,
+            schema,
+            schema_pointer,
+            headers,
+            example,
+            pointer: format!("#{base}"),
+        })
+    }
+
+    /// The main success response: 200, else the first 2xx, else `2XX`, else `default`.
+    /// Only that response is built (examples of the others are not copied).
+    pub fn success_response(&self, op: &Operation) -> Option<Response> {
+        let op_v = self.operation_value(op);
+        let resps = op_v.get("responses").and_then(Value::as_object)?;
+        let root = &self.doc.root;
+        // only responses that resolve take part, as in `responses()`
+        let mut statuses: Vec<&str> = resps
+            .iter()
+            .filter(|(status, raw)| !status.starts_with("x-") && deref(root, raw).is_ok())
+            .map(|(s, _)| s.as_str())
+            .collect();
+        statuses.sort();
+        let status = pick_success_status(&statuses)?;
+        self.build_response(op, op_v, status, resps.get(status)?)
+    }
+
+    /// The body schema of the main success response and its pointer, without copying anything
+    /// but the pointer.
+    pub fn success_schema(&self, op: &Operation) -> Option<(&Value, String)> {
+        let op_v = self.operation_value(op);
+        let resps = op_v.get("responses").and_then(Value::as_object)?;
+        let root = &self.doc.root;
+        let mut statuses: Vec<&str> = resps
+            .iter()
+            .filter(|(status, raw)| !status.starts_with("x-") && deref(root, raw).is_ok())
+            .map(|(s, _)| s.as_str())
+            .collect();
+        statuses.sort();
+        let status = pick_success_status(&statuses)?;
+        let raw = resps.get(status)?;
+        let (r, at) = deref(root, raw).ok()?;
+        let base = match at {
+            Some(a) => a.trim_start_matches('#').to_string(),
+            None => format!("{}/responses/{}", op.pointer, escape_pointer_token(status)),
+        };
+        if let Some(content) = r.get("content").and_then(Value::as_object) {
+            let (ct, media) = pick_json_media(content)?;
+            let s = media.get("schema")?;
+            Some((
+                s,
+                format!("#{base}/content/{}/schema", escape_pointer_token(ct)),
+            ))
+        } else {
+            r.get("schema").map(|s| (s, format!("#{base}/schema")))
+        }
     }
 
     /// The request body (3.x `requestBody`, 2.0 `in: body` / `formData` parameters).

@@ -302,11 +302,74 @@ pub fn fit(
     if render(value).len() <= budget {
         return (value.clone(), Vec::new());
     }
+    fit_owned(value.clone(), budget, render, base, None)
+}
+
+/// [`fit`] for a schema value rendered by [`schema_render`] (or any renderer that writes every
+/// property name of every `properties` map it shows): the same cuts, but candidates that cannot
+/// fit are skipped without being built or rendered. A candidate shows every property name of
+/// the `properties` maps above its depth limit, each taking at least its length + 2 bytes, so
+/// the sum of those is a lower bound of its rendered size.
+pub fn fit_schema(
+    value: Value,
+    budget: usize,
+    render: fn(&Value) -> String,
+    base: &str,
+) -> (Value, Vec<String>) {
+    let mut hist = Vec::new();
+    prop_bytes_by_depth(&value, 0, &mut hist);
+    let whole: usize = hist.iter().sum();
+    if whole > budget || render(&value).len() > budget {
+        fit_owned(value, budget, render, base, Some(&hist))
+    } else {
+        (value, Vec::new())
+    }
+}
+
+/// Bytes of property names per depth (in [`limit_depth`]'s sense) of the `properties` maps.
+fn prop_bytes_by_depth(v: &Value, depth: usize, hist: &mut Vec<usize>) {
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m {
+                if k == "properties" {
+                    if let Value::Object(p) = c {
+                        if hist.len() <= depth {
+                            hist.resize(depth + 1, 0);
+                        }
+                        hist[depth] += p.keys().map(|k| k.len() + 2).sum::<usize>();
+                    }
+                }
+                let d = if is_transparent(k) { depth } else { depth + 1 };
+                prop_bytes_by_depth(c, d, hist);
+            }
+        }
+        Value::Array(a) => a
+            .iter()
+            .for_each(|c| prop_bytes_by_depth(c, depth + 1, hist)),
+        _ => {}
+    }
+}
+
+fn fit_owned(
+    value: Value,
+    budget: usize,
+    render: fn(&Value) -> String,
+    base: &str,
+    hist: Option<&[usize]>,
+) -> (Value, Vec<String>) {
+    // lower bound of the rendered size of a candidate cut below depth `d` (all depths: None)
+    let lower = |d: Option<usize>| -> usize {
+        match hist {
+            Some(h) => h.iter().take(d.unwrap_or(usize::MAX)).sum(),
+            None => 0,
+        }
+    };
+    let fits = |v: &Value, d: Option<usize>| lower(d) <= budget && render(v).len() <= budget;
     let mut notes = Vec::new();
-    let mut v = value.clone();
+    let mut v = value;
     for n in [160usize, 80, 40] {
         cut_strings(&mut v, n);
-        if render(&v).len() <= budget {
+        if fits(&v, None) {
             notes.push(format!("{}texts shortened to {n} characters", label(base)));
             return (v, notes);
         }
@@ -315,6 +378,9 @@ pub fn fit(
     let total_depth = level_depth(&v) + 1;
     let mut best: Option<(Value, Vec<String>, usize)> = None;
     for d in (1..total_depth).rev() {
+        if d > 1 && lower(Some(d)) > budget {
+            continue;
+        }
         let mut cut_at = Vec::new();
         let candidate = limit_depth(&v, d, 0, base, &mut cut_at);
         if render(&candidate).len() <= budget {
@@ -828,7 +894,7 @@ pub fn list_operations(spec: &Spec, filter: &ListFilter, budget: Budget) -> Answ
             }
         }
         let col = if filter.collections_only {
-            match detect::collection(spec, i) {
+            match detect::collection_ref(spec, i) {
                 Some(c) => Some(c),
                 None => continue,
             }
@@ -1036,7 +1102,10 @@ pub fn show_operation(spec: &Spec, key: &str, budget: Budget) -> anyhow::Result<
         a.insert("request_body".into(), Value::Object(e));
     }
     let responses = spec.responses(&op);
-    let success = spec.success_response(&op).map(|r| r.status);
+    let success = {
+        let statuses: Vec<&str> = responses.iter().map(|r| r.status.as_str()).collect();
+        super::index::pick_success_status(&statuses).map(str::to_string)
+    };
     let mut resp_list = Vec::new();
     for r in &responses {
         let mut line = r.status.clone();
@@ -1080,8 +1149,8 @@ pub fn show_operation(spec: &Spec, key: &str, budget: Budget) -> anyhow::Result<
         if let Some(s) = &r.schema {
             let compact = compact_schema(spec, s, 8);
             let at = r.schema_pointer.clone().unwrap_or_default();
-            let (fitted, n) = fit(
-                &compact,
+            let (fitted, n) = fit_schema(
+                compact,
                 resp_share.max(64),
                 schema_render(budget.format),
                 "response_schema",
@@ -1096,8 +1165,8 @@ pub fn show_operation(spec: &Spec, key: &str, budget: Budget) -> anyhow::Result<
             .as_ref()
             .and_then(|b| b.schema_pointer.clone())
             .unwrap_or_default();
-        let (fitted, n) = fit(
-            &compact,
+        let (fitted, n) = fit_schema(
+            compact,
             body_share.max(64),
             schema_render(budget.format),
             "request_body_schema",
@@ -1153,8 +1222,8 @@ pub fn show_schema(spec: &Spec, name: &str, budget: Budget) -> anyhow::Result<An
     let compact = compact_schema(spec, &schema, 8);
     let mut value = json!({"schema": name, "at": ptr});
     let head = render(&value).len() + 40;
-    let (fitted, notes) = fit(
-        &compact,
+    let (fitted, notes) = fit_schema(
+        compact,
         budget.bytes.saturating_sub(head).max(64),
         schema_render(budget.format),
         "definition",

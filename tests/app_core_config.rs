@@ -1,6 +1,9 @@
 //! Settings: environment over factory.toml, every missing setting named at once, and
 //! `connector-factory serve` from start to a clean stop.
 
+#[path = "support/fake_github/keys.rs"]
+mod keys;
+
 use connector_factory::config::{LlmProvider, Settings, Source};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -128,7 +131,8 @@ fn serve_starts_answers_health_checks_and_stops_on_sigterm() {
             .arg("serve")
             .current_dir(dir.path())
             .env("GITHUB_APP_ID", "1234")
-            .env("GITHUB_PRIVATE_KEY", PEM)
+            // serve checks the key at start-up, so this one must be a real RSA key.
+            .env("GITHUB_PRIVATE_KEY", &keys::TestKey::shared().private_pem)
             .env("GITHUB_WEBHOOK_SECRET", "s3cret")
             .env("FACTORY_BIND", format!("127.0.0.1:{port}"))
             .stdout(Stdio::piped())

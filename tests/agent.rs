@@ -23,17 +23,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 struct Env {
     tmp: tempfile::TempDir,
@@ -45,8 +34,8 @@ struct Env {
 fn env_for(server: &FakeLlm, wire: Wire) -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let registry = tmp.path().join("registry");
-    copy_dir(&repo().join("registry/_schemas"), &registry.join("_schemas"));
-    copy_dir(&repo().join("registry/_scaffold"), &registry.join("_scaffold"));
+    support::tree::copy_tree(&repo().join("registry/_schemas"), &registry.join("_schemas"));
+    support::tree::copy_tree(&repo().join("registry/_scaffold"), &registry.join("_scaffold"));
     let mut opts = RunOptions::new(&repo(), &registry);
     let mut cfg = LlmConfig::new(wire, &server.base_url, &server.model(), Secret::new(API_KEY));
     cfg.retry = RetryPolicy {
@@ -293,8 +282,8 @@ fn cli(tmp: &Path, envs: &[(&str, &str)]) -> std::process::Output {
     let req = tmp.join("request.md");
     std::fs::write(&req, REQUEST_MD).unwrap();
     let registry = tmp.join("registry");
-    copy_dir(&repo().join("registry/_schemas"), &registry.join("_schemas"));
-    copy_dir(&repo().join("registry/_scaffold"), &registry.join("_scaffold"));
+    support::tree::copy_tree(&repo().join("registry/_schemas"), &registry.join("_schemas"));
+    support::tree::copy_tree(&repo().join("registry/_scaffold"), &registry.join("_scaffold"));
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_connector-factory"));
     cmd.args(["generate", "--request"]).arg(&req).arg("--tree").arg(repo()).arg("--out").arg(&registry);
     for k in ["FACTORY_LLM_PROVIDER", "FACTORY_LLM_BASE_URL", "FACTORY_LLM_MODEL", "FACTORY_LLM_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "FACTORY_LLM_PRICES"] {
@@ -425,8 +414,8 @@ async fn without_an_llm_a_request_with_a_spec_goes_to_the_builtin_generator() {
     let _turn = SUITE_TURN.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let registry = tmp.path().join("registry");
-    copy_dir(&repo().join("registry/_schemas"), &registry.join("_schemas"));
-    copy_dir(&repo().join("registry/_scaffold"), &registry.join("_scaffold"));
+    support::tree::copy_tree(&repo().join("registry/_schemas"), &registry.join("_schemas"));
+    support::tree::copy_tree(&repo().join("registry/_scaffold"), &registry.join("_scaffold"));
     let opts = RunOptions::new(&repo(), &registry);
     let result = agent::run(&openapi_request(), &opts).await.unwrap();
     assert_eq!(result.agent, agent::AgentKind::Builtin);

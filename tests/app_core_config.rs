@@ -2,6 +2,7 @@
 //! `connector-factory serve` from start to a clean stop.
 
 #[path = "support/fake_github/keys.rs"]
+#[allow(dead_code)] // only the private key is needed here
 mod keys;
 
 use connector_factory::config::{LlmProvider, Settings, Source};

@@ -6,10 +6,13 @@
 //!   "edits": [{"file": "<path in the implementation>", "find": "<exact text>", "replace": "<text>"}]}`
 //! Every occurrence of `find` is replaced; a `find` that is no longer present fails the test, so
 //! a mutant never silently stops mutating anything.
+#[path = "support/tree.rs"]
+mod tree;
+use tree::copy_tree;
 
 use connector_factory::spectest::{self, Status, SuiteOptions};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,21 +67,6 @@ fn load_mutants() -> Vec<Mutant> {
         .collect()
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(from).unwrap();
-        if rel.components().any(|c| c.as_os_str() == "__pycache__") {
-            continue;
-        }
-        let target = to.join(rel);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// Copies the Stripe connector and applies the mutant's edits; panics when a `find` is gone.
 fn materialize(m: &Mutant) -> tempfile::TempDir {

@@ -2,6 +2,9 @@
 //! pagination styles and auth types (made here by editing the manifest) pass too, which proves
 //! every style and auth type is mocked and checked; the JSON report validates against its
 //! schema (and a broken one does not); the CLI's exit codes and output files.
+#[path = "support/tree.rs"]
+mod tree;
+use tree::copy_tree;
 
 use connector_factory::spectest::{self, SpecReport, Status, SuiteOptions};
 use serde_json::{Value, json};
@@ -41,21 +44,6 @@ async fn suite(dir: &Path, only: &[&str]) -> SpecReport {
         .unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()))
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(from).unwrap();
-        if rel.components().any(|c| c.as_os_str() == "__pycache__") {
-            continue;
-        }
-        let target = to.join(rel);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

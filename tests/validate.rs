@@ -1,6 +1,9 @@
 //! `connector-factory validate` against the first real connector and planted defects in copies
 //! of it. Each defect must be found, in the right file, at the right JSON pointer.
 
+#[path = "support/tree.rs"]
+mod tree;
+use tree::copy_tree;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +25,7 @@ impl Copy {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("registry");
         for sub in ["_schemas", "_scaffold", "stripe"] {
-            copy_dir(&repo().join("registry").join(sub), &root.join(sub));
+            copy_tree(&repo().join("registry").join(sub), &root.join(sub));
         }
         Copy { _tmp: tmp, root }
     }
@@ -46,21 +49,6 @@ impl Copy {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(from).unwrap();
-        if rel.components().any(|c| ["__pycache__", "node_modules", "dist", "dist-test"].iter().any(|skip| c.as_os_str() == *skip)) {
-            continue;
-        }
-        let target = to.join(rel);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 fn validate(dir: &Path) -> (i32, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_connector-factory"))

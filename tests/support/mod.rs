@@ -8,6 +8,7 @@ pub mod files;
 pub mod git_http;
 pub mod platform;
 pub mod repo;
+pub mod tree;
 
 /// Serves `app` on its own thread and runtime, so tests can use it from sync and async code
 /// alike; cancel the token to stop it.

@@ -34,6 +34,48 @@ pub struct PrSpec {
     pub draft: bool,
 }
 
+/// A GitHub Actions workflow run, as the learning loop needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowRun {
+    pub id: u64,
+    /// The workflow file, e.g. `.github/workflows/spec-tests.yml`.
+    pub path: String,
+    pub name: Option<String>,
+    pub head_branch: Option<String>,
+    pub head_sha: String,
+    /// `owner/name` of the repository the head commit lives in (differs for fork PRs).
+    pub head_repository: Option<String>,
+    /// What started it: `pull_request`, `push`, `workflow_dispatch`, ...
+    pub event: String,
+    /// `queued`, `in_progress`, `completed`, ...
+    pub status: String,
+    /// Once completed: `success`, `failure`, `cancelled`, `timed_out`, `skipped`, ...
+    pub conclusion: Option<String>,
+    pub html_url: String,
+    pub run_attempt: u32,
+}
+
+impl WorkflowRun {
+    pub fn is_completed(&self) -> bool {
+        self.status == "completed"
+    }
+
+    /// Completed with a conclusion that does not mean trouble.
+    pub fn succeeded(&self) -> bool {
+        self.is_completed() && matches!(self.conclusion.as_deref(), Some("success" | "skipped" | "neutral"))
+    }
+}
+
+/// The log of a failed job of a workflow run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLog {
+    pub job_id: u64,
+    pub name: String,
+    pub html_url: Option<String>,
+    /// The plain-text log as GitHub serves it (timestamps included), capped by the platform.
+    pub text: String,
+}
+
 /// What git authenticates with when it pushes: for GitHub, `x-access-token` and the
 /// installation token. Handed to git through its credentials callback only.
 #[derive(Debug, Clone)]
@@ -87,6 +129,39 @@ pub trait Platform: Send + Sync {
     /// itself has to be read again from the issue, and a retry asked on the PR has to find the
     /// issue through the PR's body first.
     async fn issue_body(&self, number: u64) -> anyhow::Result<String>;
+
+    // ---- CI (GitHub Actions); platforms without CI keep these defaults ----
+
+    /// One workflow run.
+    async fn workflow_run(&self, run_id: u64) -> anyhow::Result<WorkflowRun> {
+        anyhow::bail!("{} has no CI runs (asked for run {run_id})", self.repository())
+    }
+
+    /// Every workflow run of one commit (all workflows, all events), newest first.
+    async fn runs_for_commit(&self, head_sha: &str) -> anyhow::Result<Vec<WorkflowRun>> {
+        anyhow::bail!("{} has no CI runs (asked for commit {head_sha})", self.repository())
+    }
+
+    /// The most recent workflow runs on a branch (all workflows), newest first.
+    async fn runs_on_branch(&self, branch: &str) -> anyhow::Result<Vec<WorkflowRun>> {
+        anyhow::bail!("{} has no CI runs (asked for branch {branch})", self.repository())
+    }
+
+    /// The zip archive of the run's artifact called `name`; `None` when the run has no such
+    /// artifact or it expired.
+    async fn download_artifact(&self, run_id: u64, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        anyhow::bail!("{} has no CI artifacts (asked for '{name}' of run {run_id})", self.repository())
+    }
+
+    /// The logs of the run's failed jobs (latest attempt).
+    async fn failed_job_logs(&self, run_id: u64) -> anyhow::Result<Vec<JobLog>> {
+        anyhow::bail!("{} has no CI logs (asked for run {run_id})", self.repository())
+    }
+
+    /// Removes a label from an issue or pull request; not having it is not an error.
+    async fn remove_label(&self, issue: u64, label: &str) -> anyhow::Result<()> {
+        anyhow::bail!("{} cannot remove label '{label}' from #{issue}", self.repository())
+    }
 
     /// A link people can follow to a folder on a branch, for comments. GitHub's web layout by
     /// default; a platform elsewhere (GitHub Enterprise, a local repository) says its own.

@@ -344,6 +344,38 @@ pub struct DeliveryRecord {
     pub redeliveries: u32,
 }
 
+/// Which ledger entries to count: one kind of action in one repository, for one subject or all,
+/// since an instant or ever.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerQuery {
+    pub repository: String,
+    /// e.g. `fix_attempt`, `improvement`.
+    pub kind: String,
+    /// e.g. `pr:12`; `None` counts every subject.
+    pub subject: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// One counted action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerEntry {
+    pub subject: String,
+    /// The same key again is the same action: it is not counted twice.
+    pub key: String,
+    pub note: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "count", rename_all = "snake_case")]
+pub enum LedgerTake {
+    /// Recorded; the count now, this entry included.
+    Taken(u32),
+    /// An entry with this key exists already; the count, unchanged.
+    AlreadyTaken(u32),
+    /// The limit was reached; nothing was recorded.
+    LimitReached(u32),
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip, for health checks.
@@ -388,6 +420,14 @@ pub trait Store: Send + Sync + 'static {
     /// Marks the queued and running generate / retry / ci_finished jobs of one issue as
     /// cancelled by job `by` (an authorised cancel). Running ones stop at their next heartbeat.
     async fn cancel_active(&self, repository: &str, issue_number: i64, by: JobId) -> Result<Vec<Replaced>>;
+
+    /// How many entries match.
+    async fn ledger_count(&self, query: &LedgerQuery) -> Result<u32>;
+
+    /// Records `entry` unless `limit` entries already match `query` (checked and written in one
+    /// transaction, so two workers cannot both take the last one). An entry whose key exists is
+    /// reported as [`LedgerTake::AlreadyTaken`] whatever the limit.
+    async fn ledger_take(&self, query: &LedgerQuery, limit: u32, entry: &LedgerEntry) -> Result<LedgerTake>;
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -1,7 +1,7 @@
 //! The SQLite backend of [`Store`]: one database file in WAL mode, so the webhook intake keeps
 //! writing while workers read, and every state change is a single short transaction.
 
-use super::{JobKind, 
+use super::{JobKind, LedgerEntry, LedgerQuery, LedgerTake,
     Claimed, DeliveryRecord, Enqueued, EventId, Finish, Intake, Job, JobFilter, JobId, JobState, Lease, NewEvent,
     NewJob, Replaced, Store, StoredEvent, from_ms, now_ms,
 };
@@ -362,6 +362,43 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn ledger_count(&self, query: &LedgerQuery) -> Result<u32> {
+        let mut conn = self.pool.acquire().await?;
+        ledger_count(&mut conn, query).await
+    }
+
+    async fn ledger_take(&self, query: &LedgerQuery, limit: u32, entry: &LedgerEntry) -> Result<LedgerTake> {
+        let mut tx = self.write_tx().await?;
+        let existing = sqlx::query("SELECT 1 FROM ledger WHERE repository = ?1 AND kind = ?2 AND entry_key = ?3")
+            .bind(&query.repository)
+            .bind(&query.kind)
+            .bind(&entry.key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let count = ledger_count(&mut tx, query).await?;
+        if existing.is_some() {
+            tx.commit().await?;
+            return Ok(LedgerTake::AlreadyTaken(count));
+        }
+        if count >= limit {
+            tx.commit().await?;
+            return Ok(LedgerTake::LimitReached(count));
+        }
+        sqlx::query(
+            "INSERT INTO ledger (repository, kind, subject, entry_key, note, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(&query.repository)
+        .bind(&query.kind)
+        .bind(&entry.subject)
+        .bind(&entry.key)
+        .bind(entry.note.to_string())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(LedgerTake::Taken(count + 1))
+    }
+
     async fn claim(&self, owner: &str, lease: Duration) -> Result<Option<Claimed>> {
         let now = now_ms();
         let token = new_lease_token();
@@ -500,4 +537,18 @@ impl Store for SqliteStore {
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
     }
+}
+
+async fn ledger_count(conn: &mut SqliteConnection, query: &LedgerQuery) -> Result<u32> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM ledger WHERE repository = ?1 AND kind = ?2 \
+         AND (?3 IS NULL OR subject = ?3) AND (?4 IS NULL OR created_at >= ?4)",
+    )
+    .bind(&query.repository)
+    .bind(&query.kind)
+    .bind(query.subject.as_deref())
+    .bind(query.since.map(|t| t.timestamp_millis()))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }

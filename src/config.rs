@@ -81,6 +81,16 @@ pub const CONCURRENCY: SettingDef = def("FACTORY_CONCURRENCY", "worker.concurren
 pub const JOB_TIMEOUT: SettingDef = def("FACTORY_JOB_TIMEOUT_SECS", "worker.job_timeout_secs", "seconds a job may run");
 pub const MAX_BODY: SettingDef =
     def("FACTORY_MAX_BODY_BYTES", "server.max_body_bytes", "largest webhook body accepted");
+pub const MAX_FIX_ATTEMPTS: SettingDef = def(
+    "FACTORY_MAX_FIX_ATTEMPTS",
+    "learning.max_fix_attempts",
+    "automatic fix attempts per connector PR after failing CI (0 turns them off)",
+);
+pub const IMPROVEMENTS_PER_DAY: SettingDef = def(
+    "FACTORY_IMPROVEMENTS_PER_DAY",
+    "learning.improvements_per_day",
+    "improvement PRs opened or updated per repository in 24 hours",
+);
 pub const LLM_PROVIDER: SettingDef = def("FACTORY_LLM_PROVIDER", "llm.provider", "'anthropic' or 'openai'");
 pub const LLM_BASE_URL: SettingDef = def("FACTORY_LLM_BASE_URL", "llm.base_url", "the LLM API's base URL");
 pub const LLM_MODEL: SettingDef = def("FACTORY_LLM_MODEL", "llm.model", "the model name");
@@ -89,7 +99,7 @@ pub const OPENAI_KEY: SettingDef = def("OPENAI_API_KEY", "llm.api_key", "the Ope
 /// Names the settings file when it is not `./factory.toml`.
 pub const CONFIG_FILE_ENV: &str = "FACTORY_CONFIG";
 
-pub const SETTINGS: [&SettingDef; 14] = [
+pub const SETTINGS: [&SettingDef; 16] = [
     &APP_ID,
     &PRIVATE_KEY,
     &WEBHOOK_SECRET,
@@ -99,6 +109,8 @@ pub const SETTINGS: [&SettingDef; 14] = [
     &CONCURRENCY,
     &JOB_TIMEOUT,
     &MAX_BODY,
+    &MAX_FIX_ATTEMPTS,
+    &IMPROVEMENTS_PER_DAY,
     &LLM_PROVIDER,
     &LLM_BASE_URL,
     &LLM_MODEL,
@@ -111,6 +123,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://.factory/factory.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 pub const DEFAULT_CONCURRENCY: usize = 2;
 pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub const DEFAULT_MAX_FIX_ATTEMPTS: u32 = 2;
+pub const DEFAULT_IMPROVEMENTS_PER_DAY: u32 = 10;
 /// GitHub caps webhook payloads at 25 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 
@@ -140,6 +154,8 @@ pub struct Settings {
     pub concurrency: usize,
     pub job_timeout: Duration,
     pub max_body_bytes: usize,
+    pub max_fix_attempts: u32,
+    pub improvements_per_day: u32,
     pub llm: LlmSettings,
     /// The settings file that was read, if any.
     pub file: Option<PathBuf>,
@@ -328,6 +344,9 @@ impl Settings {
         let concurrency = parse_number(src, &CONCURRENCY, DEFAULT_CONCURRENCY, &mut problems, 1);
         let timeout_secs = parse_number(src, &JOB_TIMEOUT, DEFAULT_JOB_TIMEOUT.as_secs(), &mut problems, 1);
         let max_body_bytes = parse_number(src, &MAX_BODY, DEFAULT_MAX_BODY_BYTES, &mut problems, 1024);
+        let max_fix_attempts = parse_number(src, &MAX_FIX_ATTEMPTS, DEFAULT_MAX_FIX_ATTEMPTS, &mut problems, 0);
+        let improvements_per_day =
+            parse_number(src, &IMPROVEMENTS_PER_DAY, DEFAULT_IMPROVEMENTS_PER_DAY, &mut problems, 0);
 
         let provider = match src.get(&LLM_PROVIDER).map(|p| p.trim().to_ascii_lowercase()) {
             // No provider named: the key in the environment tells which one is meant.
@@ -375,6 +394,8 @@ impl Settings {
             concurrency,
             job_timeout: Duration::from_secs(timeout_secs),
             max_body_bytes,
+            max_fix_attempts,
+            improvements_per_day,
             llm: LlmSettings { provider, base_url, model: src.get(&LLM_MODEL), api_key },
             file: src.file.as_ref().map(|(p, _)| p.clone()),
             problems,

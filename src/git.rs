@@ -311,6 +311,65 @@ impl Workspace {
         self.remote_branch_tip.is_some()
     }
 
+    /// The branch's tip on the remote when the workspace was made.
+    pub fn branch_tip(&self) -> Option<String> {
+        self.remote_branch_tip.map(|id| id.to_string())
+    }
+
+    /// Replaces `folder` in the working tree with the branch's version of it, so work can go on
+    /// from what the branch holds (a CI fix starts from the connector as pushed). Returns whether
+    /// the branch has that folder; without one the working tree is left alone.
+    pub fn restore_from_branch(&self, folder: &Path) -> Result<bool, GitError> {
+        relative_parts(folder)?;
+        let Some(tip) = self.remote_branch_tip else { return Ok(false) };
+        let err = |e: git2::Error| git_error(&e, self.remote.credentials.as_ref());
+        let commit = self.repo.find_commit(tip).map_err(err)?;
+        let root = commit.tree().map_err(err)?;
+        let entry = match root.get_path(folder) {
+            Ok(entry) => entry,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(false),
+            Err(e) => return Err(err(e)),
+        };
+        let object = entry.to_object(&self.repo).map_err(err)?;
+        let Some(tree) = object.as_tree() else { return Err(GitError::BadPath(folder.to_path_buf())) };
+        let target = self.root().join(folder);
+        if target.exists() {
+            std::fs::remove_dir_all(&target)?;
+        }
+        self.write_tree(tree, &target)?;
+        Ok(true)
+    }
+
+    fn write_tree(&self, tree: &Tree<'_>, dir: &Path) -> Result<(), GitError> {
+        let err = |e: git2::Error| git_error(&e, self.remote.credentials.as_ref());
+        std::fs::create_dir_all(dir)?;
+        for entry in tree.iter() {
+            let name = entry.name().map_err(|_| GitError::BadPath(dir.to_path_buf()))?;
+            if name == ".." || name == "." || name.contains('/') {
+                return Err(GitError::BadPath(dir.join(name)));
+            }
+            let path = dir.join(name);
+            match entry.kind() {
+                Some(git2::ObjectType::Tree) => {
+                    let sub = entry.to_object(&self.repo).map_err(err)?;
+                    self.write_tree(sub.as_tree().expect("a tree entry is a tree"), &path)?;
+                }
+                Some(git2::ObjectType::Blob) if entry.filemode() != 0o120000 => {
+                    let blob = self.repo.find_blob(entry.id()).map_err(err)?;
+                    std::fs::write(&path, blob.content())?;
+                    #[cfg(unix)]
+                    if entry.filemode() == 0o100755 {
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+                    }
+                }
+                // Symbolic links and submodules are never restored into a workspace.
+                _ => return Err(GitError::Symlink(path)),
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the default branch was fetched with depth 1.
     pub fn is_shallow(&self) -> bool {
         self.shallow

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 pub const LANGUAGES: &[&str] = &["python", "typescript"];
 pub const MANIFEST: &str = "connector.json";
+/// The SpecReport's JSON Schema, to check reports that come back from CI.
+pub const SPEC_REPORT_SCHEMA: &str = include_str!("../registry/_schemas/spec-report.schema.json");
 
 /// Compiled-in copies of the registry's schemas and scaffolds, used when a folder is checked
 /// outside a registry (a copied implementation, a generated one in a temp folder).

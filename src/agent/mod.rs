@@ -103,6 +103,9 @@ pub struct RunOptions {
     pub secrets: Vec<String>,
     /// Where the transcript goes; default `<impl>/.factory/`.
     pub transcript_dir: Option<PathBuf>,
+    /// Go on from the implementation already in the registry (a CI fix) instead of setting up a
+    /// new one. Only the LLM agent can: the builtin generator would write the same files again.
+    pub resume: bool,
 }
 
 impl RunOptions {
@@ -119,6 +122,7 @@ impl RunOptions {
             fetch: tools::FetchPolicy::default(),
             secrets: vec![],
             transcript_dir: None,
+            resume: false,
         }
     }
 }
@@ -148,7 +152,18 @@ pub async fn run(req: &AgentRequest, opts: &RunOptions) -> Result<RunResult> {
     if ids.connector.is_empty() {
         anyhow::bail!("the connector name {:?} gives no usable folder name", req.name);
     }
-    let impl_dir = workspace::prepare(&opts.tree, &opts.registry, &ids, req)?;
+    let impl_dir = if opts.resume {
+        let dir = opts.registry.join(ids.rel());
+        if kind != AgentKind::Llm {
+            anyhow::bail!("only the LLM agent can go on from an existing implementation; configure an LLM provider");
+        }
+        if !dir.join(crate::registry::MANIFEST).is_file() {
+            anyhow::bail!("there is no implementation to go on from at {}", dir.display());
+        }
+        dir
+    } else {
+        workspace::prepare(&opts.tree, &opts.registry, &ids, req)?
+    };
 
     match kind {
         AgentKind::Builtin => {

@@ -426,6 +426,7 @@ async fn build(
         tree: ws.root().to_path_buf(),
         guidance: job.guidance().map(str::to_string),
         author: cfg.author.clone(),
+        resume: None,
     };
     let produced =
         t.ctl.until_cancelled(produce_connector(&input, cfg)).await?.map_err(failed(Phase::Generating))?;
@@ -537,7 +538,7 @@ async fn build(
 
 /// The spec-test suite on the implementation, reported under its path in the repository rather
 /// than the workspace's temporary one.
-async fn spec_tests(dir: &Path, rel: &Path, opts: &crate::spectest::SuiteOptions) -> Result<SpecReport, String> {
+pub(super) async fn spec_tests(dir: &Path, rel: &Path, opts: &crate::spectest::SuiteOptions) -> Result<SpecReport, String> {
     let loaded = {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || crate::spectest::load_implementation(&dir))
@@ -552,7 +553,7 @@ async fn spec_tests(dir: &Path, rel: &Path, opts: &crate::spectest::SuiteOptions
 }
 
 /// Runs blocking work (git, file checks) off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.context("a blocking step stopped unexpectedly")?
 }
 

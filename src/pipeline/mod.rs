@@ -9,8 +9,11 @@
 //! [`PipelineHandler`] is the worker's [`JobHandler`]: it builds a [`Platform`] for each job
 //! through a [`PlatformFactory`] and runs the stage the job's kind asks for.
 
+pub mod analysis;
+pub mod ci;
 pub mod commands;
 pub mod generate;
+pub mod improve;
 pub mod pr;
 pub mod produce;
 pub mod run;
@@ -48,6 +51,31 @@ pub struct PipelineConfig {
     /// allows loopback.
     pub fetch: FetchPolicy,
     pub spec_tests: SuiteOptions,
+    pub learning: LearningConfig,
+}
+
+/// Limits of the learning loop (CI results, fixes, improvement PRs).
+#[derive(Debug, Clone)]
+pub struct LearningConfig {
+    /// Automatic fix attempts per connector PR, counted in the store.
+    pub max_fix_attempts: u32,
+    /// Improvement PRs opened or updated per repository in 24 hours.
+    pub improvements_per_day: u32,
+    /// How long a CI job waits for the other workflows of the same commit to finish.
+    pub wait_for_ci: std::time::Duration,
+    /// How often it looks meanwhile.
+    pub poll_ci: std::time::Duration,
+}
+
+impl Default for LearningConfig {
+    fn default() -> Self {
+        LearningConfig {
+            max_fix_attempts: crate::config::DEFAULT_MAX_FIX_ATTEMPTS,
+            improvements_per_day: crate::config::DEFAULT_IMPROVEMENTS_PER_DAY,
+            wait_for_ci: std::time::Duration::from_secs(20 * 60),
+            poll_ci: std::time::Duration::from_secs(20),
+        }
+    }
 }
 
 impl PipelineConfig {
@@ -60,6 +88,11 @@ impl PipelineConfig {
             budgets: Budgets::default(),
             fetch: FetchPolicy::default(),
             spec_tests: SuiteOptions::default(),
+            learning: LearningConfig {
+                max_fix_attempts: settings.max_fix_attempts,
+                improvements_per_day: settings.improvements_per_day,
+                ..LearningConfig::default()
+            },
         }
     }
 }
@@ -74,6 +107,7 @@ impl Default for PipelineConfig {
             budgets: Budgets::default(),
             fetch: FetchPolicy::default(),
             spec_tests: SuiteOptions::default(),
+            learning: LearningConfig::default(),
         }
     }
 }
@@ -190,6 +224,13 @@ impl JobHandler for PipelineHandler {
                 let outcome = generate::run(platform.as_ref(), &input, &self.config, &Control::for_job(ctx)).await;
                 Ok(outcome.into_job_outcome())
             }
+            JobKind::CiFinished => {
+                let input = ci::CiJob::from_job(&job)?;
+                let platform = self.platforms.for_job(&job).await?;
+                let store = ctx.store().clone();
+                let outcome = ci::run(platform.as_ref(), store.as_ref(), &input, &self.config, &Control::for_job(ctx)).await;
+                Ok(outcome.into_job_outcome())
+            }
             JobKind::Cancel => {
                 let platform = self.platforms.for_job(&job).await?;
                 commands::cancel(platform.as_ref(), ctx.store(), &job).await
@@ -198,10 +239,7 @@ impl JobHandler for PipelineHandler {
                 let platform = self.platforms.for_job(&job).await?;
                 commands::status(platform.as_ref(), ctx.store(), &job).await
             }
-            other => Ok(JobOutcome::Failed {
-                error: format!("'{other}' jobs are not handled by the pipeline yet"),
-                result: None,
-            }),
+
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct ProduceInput {
     pub guidance: Option<String>,
     /// The `<author>` level of the registry layout.
     pub author: String,
+    /// A CI fix: the implementation (relative to the registry, `<connector>/<version>/<author>/
+    /// <language>/<implementation>`) to go on from, with the failures in `guidance`.
+    pub resume: Option<PathBuf>,
 }
 
 /// What the agent produced.
@@ -50,6 +53,9 @@ pub struct Produced {
 /// Writes the connector for `input` below `<tree>/registry/`.
 pub async fn produce_connector(input: &ProduceInput, cfg: &PipelineConfig) -> Result<Produced> {
     let llm = LlmConfig::from_settings(&cfg.llm);
+    if input.resume.is_some() && llm.is_none() {
+        bail!("fixing a connector needs the LLM agent: the builtin generator would write the same files again");
+    }
     match agent::choose(llm.is_some(), input.request.openapi_url.is_some())? {
         AgentKind::Builtin => builtin_generator(input, &cfg.fetch).await,
         AgentKind::Llm => llm_agent(input, cfg, llm.expect("chosen because configured")).await,
@@ -98,6 +104,17 @@ async fn llm_agent(input: &ProduceInput, cfg: &PipelineConfig, llm: LlmConfig) -
 
     let mut opts = RunOptions::new(&input.tree, &input.tree.join("registry"));
     opts.author = input.author.clone();
+    if let Some(rel) = &input.resume {
+        let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let [_, version, author, language, implementation] = parts.as_slice() else {
+            bail!("{} is not <connector>/<version>/<author>/<language>/<implementation>", rel.display());
+        };
+        opts.version = version.clone();
+        opts.author = author.clone();
+        opts.implementation = implementation.clone();
+        req.language = language.clone();
+        opts.resume = true;
+    }
     opts.llm = Some(llm);
     opts.budgets = cfg.budgets.clone();
     opts.prices = PriceTable::from_env().unwrap_or_default();

@@ -225,9 +225,21 @@ fn workflow_runs_on_connector_branches_become_ci_finished() {
     assert_eq!(r.decision(), "ci_finished", "{}", r.reason);
     assert_eq!(r.jobs[0].issue_number, Some(12));
 
+    // On the factory's own improvement branches the spec tests never start work (no loop)...
     payload["workflow_run"]["head_branch"] = json!("factory/improve-pagination");
     let r = route(&WebhookEvent::from_value("workflow_run", payload.clone()).unwrap(), "d", &ctx());
     assert_eq!(r.decision(), "ignore");
+    assert!(r.reason.contains("never triggers work"), "{}", r.reason);
+    // ...only the regression guard's result is picked up, to be posted on the improvement PR.
+    payload["workflow_run"]["path"] = json!(".github/workflows/regression.yml");
+    let r = route(&WebhookEvent::from_value("workflow_run", payload.clone()).unwrap(), "d", &ctx());
+    assert_eq!(r.decision(), "ci_finished", "{}", r.reason);
+    assert!(r.reason.contains("regression guard"), "{}", r.reason);
+    // The regression workflow on a connector branch is not the spec tests.
+    payload["workflow_run"]["head_branch"] = json!("connector/stripe");
+    let r = route(&WebhookEvent::from_value("workflow_run", payload.clone()).unwrap(), "d", &ctx());
+    assert_eq!(r.decision(), "ignore", "{}", r.reason);
+    payload["workflow_run"]["path"] = json!(".github/workflows/spec-tests.yml");
 
     payload["workflow_run"]["head_branch"] = json!("connector/stripe");
     payload["workflow_run"]["path"] = json!(".github/workflows/lint.yml");

@@ -20,6 +20,9 @@ pub const CONNECTOR_BRANCH_PREFIX: &str = "connector/";
 pub const IMPROVEMENT_BRANCH_PREFIX: &str = "factory/";
 /// The workflow whose completion carries a spec-test report.
 pub const SPEC_TEST_WORKFLOW: &str = "spec-tests.yml";
+/// The workflow that re-runs every connector when `skills/` or `registry/_scaffold/` change;
+/// its result is posted on the improvement PR.
+pub const REGRESSION_WORKFLOW: &str = "regression.yml";
 
 /// Who the factory is, to recognise its own actions.
 #[derive(Debug, Clone, Default)]
@@ -275,15 +278,20 @@ fn pull_request(e: &PullRequestEvent, delivery: &str) -> Route {
 fn workflow_run(e: &WorkflowRunEvent, delivery: &str) -> Route {
     let run = &e.workflow_run;
     let branch = run.head_branch.as_deref().unwrap_or_default();
-    if branch.starts_with(IMPROVEMENT_BRANCH_PREFIX) {
-        return Route::ignore(format!("run {} on improvement branch '{branch}': never triggers work", run.id));
-    }
-    if !branch.starts_with(CONNECTOR_BRANCH_PREFIX) {
-        return Route::ignore(format!("run {} on '{branch}', not a connector branch", run.id));
-    }
     let path = run.path.as_deref().or(e.workflow.as_ref().and_then(|w| w.path.as_deref()));
-    if let Some(path) = path
-        && !path.ends_with(SPEC_TEST_WORKFLOW)
+    let is = |file: &str| path.is_some_and(|p| p.rsplit('/').next() == Some(file));
+    if branch.starts_with(IMPROVEMENT_BRANCH_PREFIX) {
+        // Only the regression guard's result is reported there; nothing is analysed or built.
+        if !is(REGRESSION_WORKFLOW) {
+            return Route::ignore(format!(
+                "run {} on improvement branch '{branch}' is not the regression guard: never triggers work",
+                run.id
+            ));
+        }
+    } else if !branch.starts_with(CONNECTOR_BRANCH_PREFIX) {
+        return Route::ignore(format!("run {} on '{branch}', not a connector branch", run.id));
+    } else if let Some(path) = path
+        && !is(SPEC_TEST_WORKFLOW)
     {
         return Route::ignore(format!("run {} is of workflow '{path}', not {SPEC_TEST_WORKFLOW}", run.id));
     }
@@ -306,6 +314,10 @@ fn workflow_run(e: &WorkflowRunEvent, delivery: &str) -> Route {
             NewJob::new(JobKind::CiFinished, &e.repository.full_name, pr, payload)
                 .installation(e.installation.as_ref().map(|i| i.id)),
         ],
-        reason: format!("spec tests finished on '{branch}' ({})", run.conclusion.as_deref().unwrap_or("no conclusion")),
+        reason: format!(
+            "{} finished on '{branch}' ({})",
+            if is(REGRESSION_WORKFLOW) { "regression guard" } else { "spec tests" },
+            run.conclusion.as_deref().unwrap_or("no conclusion")
+        ),
     }
 }

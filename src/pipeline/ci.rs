@@ -23,7 +23,7 @@ use super::produce::{ProduceInput, produce_connector};
 use super::status::{MARKER, Meta};
 use super::{Control, PipelineConfig};
 use crate::git::{GitError, Remote, Workspace};
-use crate::github::route::{CONNECTOR_BRANCH_PREFIX, IMPROVEMENT_BRANCH_PREFIX, SPEC_TEST_WORKFLOW};
+use crate::github::route::{CONNECTOR_BRANCH_PREFIX, IMPROVEMENT_BRANCH_PREFIX, REGRESSION_WORKFLOW, SPEC_TEST_WORKFLOW};
 use crate::platform::{JobLog, Platform, PullRequest, WorkflowRun};
 use crate::spectest::SpecReport;
 use crate::store::{Job, LedgerEntry, LedgerQuery, LedgerTake, Store};
@@ -36,8 +36,6 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The workflow that re-runs every connector when skills or scaffolds change.
-pub const REGRESSION_WORKFLOW: &str = "regression.yml";
 /// The artifact both workflows upload.
 pub const REPORT_ARTIFACT: &str = "spec-report";
 pub const LABEL_PASSED: &str = "spec-tests-passed";

@@ -55,7 +55,11 @@ pub fn fixture(name: &str) -> Value {
 impl FakeLlm {
     /// Starts a server replaying `tests/fixtures/llm/<name>`.
     pub async fn start(name: &str) -> FakeLlm {
-        let script = fixture(name);
+        FakeLlm::start_script(fixture(name)).await
+    }
+
+    /// Starts a server replaying a script made by the test (same shape as the fixture files).
+    pub async fn start_script(script: Value) -> FakeLlm {
         let inner = Arc::new(Mutex::new(Inner {
             wire: script["wire"].as_str().expect("wire").to_string(),
             model: script["model"].as_str().expect("model").to_string(),

@@ -1,7 +1,7 @@
 //! A platform that keeps everything in memory and records what the pipeline did to it.
 
 use anyhow::{Result, anyhow, bail};
-use connector_factory::platform::{GitCredentials, Platform, PrSpec, PullRequest};
+use connector_factory::platform::{GitCredentials, JobLog, Platform, PrSpec, PullRequest, WorkflowRun};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -35,6 +35,11 @@ pub struct Recorded {
     pub reactions: Vec<(String, u64, String)>,
     pub pulls: Vec<Pull>,
     pub issues: BTreeMap<u64, String>,
+    /// Workflow runs, oldest first.
+    pub runs: Vec<WorkflowRun>,
+    /// (run id, artifact name) → zip bytes.
+    pub artifacts: BTreeMap<(u64, String), Vec<u8>>,
+    pub job_logs: BTreeMap<u64, Vec<JobLog>>,
 }
 
 pub struct FakePlatform {
@@ -77,6 +82,26 @@ impl FakePlatform {
 
     pub fn bot_comments_on(&self, issue: u64) -> Vec<(u64, Comment)> {
         self.comments_on(issue).into_iter().filter(|(_, c)| c.by_bot).collect()
+    }
+
+    /// Adds or replaces (by id) a workflow run.
+    pub fn put_run(&self, run: WorkflowRun) {
+        let mut s = self.state.lock().unwrap();
+        s.runs.retain(|r| r.id != run.id);
+        s.runs.push(run);
+    }
+
+    pub fn put_artifact(&self, run: u64, name: &str, zip: Vec<u8>) {
+        self.state.lock().unwrap().artifacts.insert((run, name.to_string()), zip);
+    }
+
+    pub fn put_job_logs(&self, run: u64, logs: Vec<JobLog>) {
+        self.state.lock().unwrap().job_logs.insert(run, logs);
+    }
+
+    pub fn pull_labels(&self, number: u64) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        s.pulls.iter().find(|p| p.pull.number == number).map(|p| p.labels.clone()).unwrap_or_default()
     }
 
     pub fn pulls(&self) -> Vec<Pull> {
@@ -196,5 +221,36 @@ impl Platform for FakePlatform {
 
     async fn issue_body(&self, number: u64) -> Result<String> {
         self.state.lock().unwrap().issues.get(&number).cloned().ok_or_else(|| anyhow!("no issue #{number}"))
+    }
+
+    async fn workflow_run(&self, run_id: u64) -> Result<WorkflowRun> {
+        let s = self.state.lock().unwrap();
+        s.runs.iter().find(|r| r.id == run_id).cloned().ok_or_else(|| anyhow!("no run {run_id}"))
+    }
+
+    async fn runs_for_commit(&self, head_sha: &str) -> Result<Vec<WorkflowRun>> {
+        let s = self.state.lock().unwrap();
+        Ok(s.runs.iter().rev().filter(|r| r.head_sha == head_sha).cloned().collect())
+    }
+
+    async fn runs_on_branch(&self, branch: &str) -> Result<Vec<WorkflowRun>> {
+        let s = self.state.lock().unwrap();
+        Ok(s.runs.iter().rev().filter(|r| r.head_branch.as_deref() == Some(branch)).cloned().collect())
+    }
+
+    async fn download_artifact(&self, run_id: u64, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.state.lock().unwrap().artifacts.get(&(run_id, name.to_string())).cloned())
+    }
+
+    async fn failed_job_logs(&self, run_id: u64) -> Result<Vec<JobLog>> {
+        Ok(self.state.lock().unwrap().job_logs.get(&run_id).cloned().unwrap_or_default())
+    }
+
+    async fn remove_label(&self, issue: u64, label: &str) -> Result<()> {
+        let mut s = self.state.lock().unwrap();
+        if let Some(p) = s.pulls.iter_mut().find(|p| p.pull.number == issue) {
+            p.labels.retain(|l| l != label);
+        }
+        Ok(())
     }
 }

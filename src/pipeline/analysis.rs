@@ -338,15 +338,13 @@ fn cause_and_fix(category: &str, fault: Fault, checks: &[FailedCheck]) -> (Strin
 /// `2024-05-01T10:00:00.1234567Z ` prefixes of Actions logs, removed.
 fn strip_timestamp(line: &str) -> String {
     let l = line.trim_end_matches('\r');
-    let bytes = l.as_bytes();
-    if bytes.len() > 28 && bytes[4] == b'-' && bytes[10] == b'T' && l[..29].contains('Z') {
-        if let Some(pos) = l.find("Z ") {
-            if pos < 32 {
-                return l[pos + 2..].to_string();
-            }
-        }
+    let b = l.as_bytes();
+    let looks_like_time = b.len() > 20 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[10] == b'T';
+    // "Z " within the first 32 bytes, all ASCII before it, so the cut is on a char boundary.
+    match b.iter().take(32).position(|&c| c == b'Z') {
+        Some(pos) if looks_like_time && b.get(pos + 1) == Some(&b' ') && b[..pos].is_ascii() => l[pos + 2..].to_string(),
+        _ => l.to_string(),
     }
-    l.to_string()
 }
 
 /// Whether a log line reports `id` as failed (a spec-test summary line names the check with a
@@ -375,9 +373,7 @@ fn relevant_lines(lines: &[String]) -> Vec<String> {
     let mut keep = vec![false; lines.len()];
     for (i, l) in lines.iter().enumerate() {
         if hit(l) {
-            for k in i.saturating_sub(1)..(i + 2).min(lines.len()) {
-                keep[k] = true;
-            }
+            keep[i.saturating_sub(1)..(i + 2).min(lines.len())].fill(true);
         }
     }
     let picked: Vec<String> = lines.iter().zip(&keep).filter(|(_, k)| **k).map(|(l, _)| l.clone()).collect();
@@ -447,6 +443,8 @@ mod tests {
     fn log_timestamps_are_removed_and_failed_ids_found() {
         assert_eq!(strip_timestamp("2025-01-02T03:04:05.1234567Z ##[error]boom"), "##[error]boom");
         assert_eq!(strip_timestamp("plain line"), "plain line");
+        assert_eq!(strip_timestamp("2025-01-02T03:04:05Zé… no space"), "2025-01-02T03:04:05Zé… no space");
+        assert_eq!(strip_timestamp("ééééééééééééééééééééééééZ x"), "ééééééééééééééééééééééééZ x");
         assert!(names_failed_check("❌ pagination.all_pages: 3 of 4 pages", "pagination.all_pages"));
         assert!(!names_failed_check("✅ pagination.all_pages passed", "pagination.all_pages"));
         assert!(!names_failed_check("FAIL pagination.all_pages_x", "pagination.all_pages"));

@@ -311,6 +311,12 @@ impl Workspace {
         self.remote_branch_tip.is_some()
     }
 
+    /// The branch exists and already contains the default branch's tip, so work can go on from
+    /// its files (otherwise a commit starts again from the default branch).
+    pub fn branch_has_default(&self) -> Result<bool, GitError> {
+        Ok(self.start()?.0 == BranchStart::OnTop)
+    }
+
     /// The branch's tip on the remote when the workspace was made.
     pub fn branch_tip(&self) -> Option<String> {
         self.remote_branch_tip.map(|id| id.to_string())
@@ -320,14 +326,31 @@ impl Workspace {
     /// from what the branch holds (a CI fix starts from the connector as pushed). Returns whether
     /// the branch has that folder; without one the working tree is left alone.
     pub fn restore_from_branch(&self, folder: &Path) -> Result<bool, GitError> {
+        match self.remote_branch_tip {
+            Some(tip) => self.restore_from(tip, folder),
+            None => Ok(false),
+        }
+    }
+
+    /// Puts the default branch's version of `folder` back into the working tree (undoing edits).
+    pub fn restore_from_default(&self, folder: &Path) -> Result<bool, GitError> {
+        self.restore_from(self.default_tip, folder)
+    }
+
+    fn restore_from(&self, tip: Oid, folder: &Path) -> Result<bool, GitError> {
         relative_parts(folder)?;
-        let Some(tip) = self.remote_branch_tip else { return Ok(false) };
         let err = |e: git2::Error| git_error(&e, self.remote.credentials.as_ref());
         let commit = self.repo.find_commit(tip).map_err(err)?;
         let root = commit.tree().map_err(err)?;
         let entry = match root.get_path(folder) {
             Ok(entry) => entry,
-            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(false),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                let target = self.root().join(folder);
+                if target.exists() {
+                    std::fs::remove_dir_all(&target)?;
+                }
+                return Ok(false);
+            }
             Err(e) => return Err(err(e)),
         };
         let object = entry.to_object(&self.repo).map_err(err)?;

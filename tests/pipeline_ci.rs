@@ -159,28 +159,44 @@ fn with_llm(cfg: &PipelineConfig, server: &FakeLlm) -> PipelineConfig {
     }
 }
 
-/// An Anthropic script: write the given stream schema, then finish.
-fn fix_script(schema: &str) -> Value {
-    let answer = |id: &str, content: Value| {
-        json!({
-            "headers": {}, "expect": {}, "status": 200,
-            "body": {
-                "id": id, "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
-                "content": content, "stop_reason": "tool_use", "stop_sequence": null,
-                "usage": {"input_tokens": 1500, "output_tokens": 300, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-            }
-        })
-    };
+fn answer(id: &str, content: Value) -> Value {
     json!({
-        "wire": "anthropic",
-        "model": "claude-sonnet-4-5-20250929",
-        "steps": [
-            answer("msg_fix1", json!([{ "type": "tool_use", "id": "toolu_fix_write", "name": "write_file",
-                                         "input": { "path": SCHEMA, "content": schema } }])),
-            answer("msg_fix2", json!([{ "type": "tool_use", "id": "toolu_fix_finish", "name": "finish",
-                                         "input": { "summary": "Client ids are strings again." } }])),
-        ]
+        "headers": {}, "expect": {}, "status": 200,
+        "body": {
+            "id": id, "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+            "content": content, "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 1500, "output_tokens": 300, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        }
     })
+}
+
+fn tool_use(id: &str, name: &str, input: Value) -> Value {
+    json!([{ "type": "tool_use", "id": id, "name": name, "input": input }])
+}
+
+/// The improver's steps: write the given skill, then finish.
+fn improver_steps(skill: &str) -> Vec<Value> {
+    vec![
+        answer("msg_imp1", tool_use("toolu_imp_write", "write_file", json!({ "path": "SKILL.md", "content": skill }))),
+        answer("msg_imp2", tool_use("toolu_imp_finish", "finish", json!({ "summary": "Added the lesson and a rule on id types." }))),
+    ]
+}
+
+/// The fixer's steps: write the given stream schema, then finish.
+fn fix_steps(schema: &str) -> Vec<Value> {
+    vec![
+        answer("msg_fix1", tool_use("toolu_fix_write", "write_file", json!({ "path": SCHEMA, "content": schema }))),
+        answer("msg_fix2", tool_use("toolu_fix_finish", "finish", json!({ "summary": "Client ids are strings again." }))),
+    ]
+}
+
+fn script(steps: Vec<Value>) -> Value {
+    json!({ "wire": "anthropic", "model": "claude-sonnet-4-5-20250929", "steps": steps })
+}
+
+/// Whether any request the fake LLM received came from a connector-building (fixing) session.
+fn fixer_called(llm: &FakeLlm) -> bool {
+    llm.received().iter().any(|r| !r.body["system"].as_str().unwrap_or_default().starts_with("You are the improver"))
 }
 
 async fn ci_run(s: &Scene, cfg: &PipelineConfig, job: &CiJob) -> CiOutcome {
@@ -215,7 +231,16 @@ async fn a_failing_run_gets_an_analysis_one_fix_and_one_improvement_pr() {
         let blob = commit.tree().unwrap().get_path(Path::new(&format!("{IMPL}/{SCHEMA}"))).unwrap();
         String::from_utf8(repo.find_blob(blob.id()).unwrap().content().to_vec()).unwrap()
     };
-    let llm = FakeLlm::start_script(fix_script(&good_schema)).await;
+    // What the improver agent writes: the skill with a lesson and a corrected rule.
+    let default_skill = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("skills/connector-building/SKILL.md")).unwrap();
+    let improved_skill = default_skill.replace(
+        "## Lessons\nNo lessons recorded yet.",
+        &format!("## Lessons\n- `{CHECK}` (tidepool-bookings/v1): evidence: record id \"client_0001\" is a string, the schema said integer. Rule: Copy id types from the API's examples; ids like client_0001 are strings. Seen in [#{n}]({u}).", n = pull.number, u = pull.url),
+    );
+    assert_ne!(improved_skill, default_skill, "the skill has the placeholder this test replaces");
+    let mut steps = improver_steps(&improved_skill);
+    steps.extend(fix_steps(&good_schema));
+    let llm = FakeLlm::start_script(script(steps)).await;
     let cfg = with_llm(&s.config, &llm);
 
     let out = ci_run(&s, &cfg, &job).await;
@@ -260,10 +285,11 @@ async fn a_failing_run_gets_an_analysis_one_fix_and_one_improvement_pr() {
     assert!(imp.labels.contains(&IMPROVEMENT_LABEL.to_string()));
     assert_eq!(s.bare.changed_by_tip("factory/improve-schema"), vec!["skills/connector-building/SKILL.md".to_string()]);
     let skill = s.bare.read("factory/improve-schema", "skills/connector-building/SKILL.md").unwrap();
-    assert!(skill.contains("- `schema.records_valid` (tidepool-bookings/v1): evidence:"), "{skill}");
-    assert!(skill.contains(&format!("Seen in [#{}]({})", pull.number, pull.url)), "{skill}");
+    assert_eq!(skill, improved_skill, "the improver agent's skill, as written (its lesson names the check)");
     let proposal = ImprovementProposal::parse(&imp.spec.body).unwrap();
     assert_eq!(proposal.motivated_by, vec![pull.number]);
+    assert!(proposal.written_by.as_deref().unwrap().starts_with("the improver agent (claude-sonnet-4-5"), "{proposal:?}");
+    assert_eq!(llm.steps_left(), 0);
 
     // The request's status comment shows the CI result.
     let status: Vec<_> = s.platform.bot_comments_on(ISSUE).into_iter().filter(|(_, c)| c.body().contains(MARKER)).collect();
@@ -314,12 +340,17 @@ async fn exhausted_attempts_label_the_pr_needs_human() {
         s.store.ledger_take(&query, 2, &e).await.unwrap();
     }
     let store = SqliteStore::connect(&format!("sqlite://{}", s.tmp.path().join("factory.db").display())).await.unwrap();
-    let llm = FakeLlm::start_script(json!({ "wire": "anthropic", "model": "claude-sonnet-4-5-20250929", "steps": [] })).await;
+    // The improver gets no answer from this model, so the lesson writer takes over.
+    let llm = FakeLlm::start_script(script(vec![])).await;
     let cfg = with_llm(&s.config, &llm);
     let job = failed_run(&s, 301, &pull, &tip, Some(&report));
     let out = ci::run(&s.platform, &store, &job, &cfg, &ctl()).await;
     assert_eq!(out.fix, Some(FixOutcome::Exhausted { attempts: 2 }));
-    assert!(llm.received().is_empty(), "no model call once the attempts are used up");
+    assert!(!fixer_called(&llm), "no fixing session once the attempts are used up");
+    let skill = s.bare.read("factory/improve-schema", "skills/connector-building/SKILL.md").unwrap();
+    assert!(skill.contains("- `schema.records_valid` (tidepool-bookings/v1): evidence:"), "the lesson writer's entry: {skill}");
+    let imp = improvement_pulls(&s).pop().unwrap();
+    assert!(ImprovementProposal::parse(&imp.spec.body).unwrap().written_by.unwrap().contains("improver agent ended"));
     assert!(s.platform.pull_labels(pull.number).contains(&"needs-human".to_string()));
     let comments = s.platform.bot_comments_on(pull.number);
     assert!(comments.iter().any(|(_, c)| c.body().contains("still fail") && c.body().contains("`needs-human`")), "{comments:#?}");
@@ -387,7 +418,7 @@ async fn no_fix_when_the_base_is_red_or_a_person_pushed() {
     let s = scene().await;
     let (pull, tip) = connector_pr(&s, ISSUE, "Tidepool Bookings").await;
     let report = failing_report(&s, &pull.head, IMPL).await;
-    let llm = FakeLlm::start_script(json!({ "wire": "anthropic", "model": "claude-sonnet-4-5-20250929", "steps": [] })).await;
+    let llm = FakeLlm::start_script(script(vec![])).await;
     let cfg = with_llm(&s.config, &llm);
 
     let job = failed_run(&s, 701, &pull, &tip, Some(&report));
@@ -402,7 +433,7 @@ async fn no_fix_when_the_base_is_red_or_a_person_pushed() {
     let job = failed_run(&s, 702, &pull, &theirs, Some(&report));
     let out = ci_run(&s, &cfg, &job).await;
     assert!(matches!(&out.fix, Some(FixOutcome::Skipped { reason }) if reason.contains("someone other than the factory")), "{:?}", out.fix);
-    assert!(llm.received().is_empty());
+    assert!(!fixer_called(&llm));
     let fixes = LedgerQuery { repository: REPO.into(), kind: ci::FIX_KIND.into(), subject: None, since: None };
     assert_eq!(s.store.ledger_count(&fixes).await.unwrap(), 0, "skipped fixes use no attempt");
 }

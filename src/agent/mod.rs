@@ -3,6 +3,7 @@
 //! ([`builtin`]). [`choose`] picks one; [`run`] prepares the folder and runs it.
 pub mod builtin;
 pub mod cli;
+pub mod improver;
 pub mod llm;
 pub mod prompt;
 pub mod session;

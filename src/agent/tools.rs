@@ -44,9 +44,20 @@ const FINDINGS_SHOWN: usize = 30;
 const EVIDENCE_LINES: usize = 4;
 const EVIDENCE_CHARS: usize = 240;
 
+/// What a session is for, which decides its tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Writes a connector implementation: every tool, `finish` gated on validate and spec_test.
+    Builder,
+    /// Improves one skill after CI failures: its writable folder is that skill's folder, the
+    /// tools are the file tools, `finish` (gated on the skill still being a skill) and `give_up`.
+    Improver,
+}
+
 /// Everything the tools act on in one session.
 pub struct ToolContext {
     pub roots: Roots,
+    pub role: Role,
     /// OpenAPI description (path or URL), when the request has one.
     pub spec: Option<String>,
     pub fetch: FetchPolicy,
@@ -61,6 +72,7 @@ impl ToolContext {
     pub fn new(impl_dir: &Path, skills_dir: &Path, registry_root: &Path, spec: Option<String>) -> anyhow::Result<ToolContext> {
         Ok(ToolContext {
             roots: Roots::new(impl_dir, skills_dir, registry_root)?,
+            role: Role::Builder,
             spec,
             fetch: FetchPolicy::default(),
             passed_suite_on: std::sync::Mutex::new(None),
@@ -151,6 +163,16 @@ impl ToolContext {
                 &["reason"],
             ),
         ];
+        if self.role == Role::Improver {
+            const IMPROVER_TOOLS: [&str; 5] = ["list_files", "read_file", "write_file", "finish", "give_up"];
+            tools.retain(|t| IMPROVER_TOOLS.contains(&t.name.as_str()));
+            for t in &mut tools {
+                if t.name == "finish" {
+                    t.description = "Declare the skill change done. Accepted when SKILL.md still has its front matter (same name) and a ## Lessons section.".into();
+                }
+            }
+            return tools;
+        }
         if self.spec.is_some() {
             let at = tools.len() - 2;
             tools.splice(
@@ -326,6 +348,16 @@ impl ToolContext {
 
     /// `finish` is accepted only when both checks pass on the files as they are now.
     async fn finish(&self, summary: &str) -> ToolOutput {
+        if self.role == Role::Improver {
+            return match check_skill(self.impl_dir()) {
+                Ok(()) => ToolOutput {
+                    content: "The skill change is accepted.".into(),
+                    is_error: false,
+                    control: Some(Control::Finish(summary.to_string())),
+                },
+                Err(why) => ToolOutput::err(format!("finish refused: {why}")),
+            };
+        }
         let validated = self.validate();
         if let Ok((true, _)) = &validated {
             let unchanged = *self.passed_suite_on.lock().unwrap_or_else(|e| e.into_inner()) == Some(fingerprint(self.impl_dir()));
@@ -348,6 +380,30 @@ impl ToolContext {
         };
         ToolOutput::err(format!("finish refused: validate does not pass yet (spec_test not run).\n{report}"))
     }
+}
+
+/// What an improver must leave behind: `SKILL.md` with front matter naming this skill's folder
+/// and a `## Lessons` section.
+pub fn check_skill(dir: &Path) -> Result<(), String> {
+    let file = dir.join("SKILL.md");
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("SKILL.md cannot be read: {e}"))?;
+    let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let front = text
+        .strip_prefix("---\n")
+        .and_then(|rest| rest.split_once("\n---"))
+        .map(|(front, _)| front)
+        .ok_or("SKILL.md must start with its front matter between --- lines")?;
+    let name = front.lines().find_map(|l| l.strip_prefix("name:")).map(str::trim).unwrap_or_default();
+    if name != folder {
+        return Err(format!("the front matter must keep `name: {folder}` (found {name:?})"));
+    }
+    if !front.lines().any(|l| l.starts_with("description:") && l.len() > "description:".len() + 1) {
+        return Err("the front matter must keep its description".into());
+    }
+    if !text.lines().any(|l| l.trim_end() == "## Lessons") {
+        return Err("SKILL.md must keep its `## Lessons` section".into());
+    }
+    Ok(())
 }
 
 /// A digest of every file's path and content in the folder (reserved folders skipped).

@@ -12,6 +12,9 @@
 
 use super::analysis::{FailureAnalysis, FailureCategory, Fault};
 use super::{Control, PipelineConfig};
+use super::generate::blocking;
+use crate::agent::improver;
+use crate::agent::llm::{LlmConfig, PriceTable};
 use crate::git::{GitError, Remote, Workspace};
 use crate::github::route::IMPROVEMENT_BRANCH_PREFIX;
 use crate::platform::{Platform, PrSpec, PullRequest};
@@ -68,6 +71,9 @@ pub struct ImprovementProposal {
     pub lessons: Vec<Lesson>,
     /// Every connector PR that motivated it, in order.
     pub motivated_by: Vec<u64>,
+    /// Who wrote the last change (the improver agent or the lesson writer).
+    #[serde(default)]
+    pub written_by: Option<String>,
 }
 
 impl ImprovementProposal {
@@ -106,6 +112,9 @@ impl ImprovementProposal {
             self.category
         );
         let _ = writeln!(s, "**Changes:** lessons appended to `{}`:\n", self.skill);
+        if let Some(by) = &self.written_by {
+            let _ = writeln!(s, "_Last change written by {by}._\n");
+        }
         for l in &self.lessons {
             let _ = writeln!(s, "{}", l.to_markdown());
         }
@@ -159,6 +168,7 @@ pub fn proposal_for(cat: &FailureCategory, pull: &PullRequest) -> Option<Improve
         skill,
         lessons,
         motivated_by: vec![pull.number],
+        written_by: None,
     })
 }
 
@@ -173,13 +183,17 @@ fn connector_of(implementation: &str) -> Option<String> {
 /// The skill text with the lessons in its `## Lessons` section (added at the end when the
 /// skill has none), leaving out lessons whose check and connector it already names.
 pub fn with_lessons(skill: &str, lessons: &[Lesson]) -> String {
+    let padded;
     let (before, section, after) = match skill.find("\n## Lessons") {
         Some(start) => {
             let body_start = start + "\n## Lessons".len();
             let end = skill[body_start..].find("\n## ").map(|e| body_start + e).unwrap_or(skill.len());
             (&skill[..start], &skill[start + 1..end], &skill[end..])
         }
-        None => (skill.trim_end(), "## Lessons\n", ""),
+        None => {
+            padded = format!("{}\n", skill.trim_end());
+            (padded.as_str(), "## Lessons\n", "")
+        }
     };
     let mut lines: Vec<String> = section
         .lines()
@@ -241,12 +255,19 @@ pub async fn propose_all(
     connector_pull: &PullRequest,
 ) -> Vec<Proposed> {
     let mut out = Vec::new();
+    // The connector session's transcript, from the PR body's folded block, for the improver.
+    let transcript = match platform.issue_body(connector_pull.number).await {
+        Ok(body) => transcript_excerpt(&body),
+        Err(_) => None,
+    };
     for cat in &analysis.categories {
         if ctl.check().is_err() {
             break;
         }
         let Some(proposal) = proposal_for(cat, connector_pull) else { continue };
-        let done = match propose(platform, store, cfg, &proposal).await {
+        let one = FailureAnalysis { source: analysis.source, categories: vec![cat.clone()], log_excerpt: None };
+        let text = one.to_markdown(&format!("{}#checks", connector_pull.url));
+        let done = match propose(platform, store, cfg, &proposal, &text, transcript.as_deref()).await {
             Ok(p) => p,
             Err(e) => Proposed::Failed { category: cat.name.clone(), error: format!("{e:#}") },
         };
@@ -260,6 +281,8 @@ async fn propose(
     store: &dyn Store,
     cfg: &PipelineConfig,
     proposal: &ImprovementProposal,
+    analysis_text: &str,
+    transcript: Option<&str>,
 ) -> Result<Proposed> {
     let category = proposal.category.clone();
     let branch = proposal.branch();
@@ -296,36 +319,75 @@ async fn propose(
     let remote = Remote { url: platform.remote_url().await?, credentials: platform.git_credentials().await? };
     let parent = cfg.workspace_parent.clone();
     let identity = cfg.identity.clone();
+    let wanted = branch.clone();
+    let opened = blocking(move || {
+        let ws = Workspace::open(remote, &default_branch, &wanted, parent.as_deref())?;
+        let ours = ws.ensure_branch_is_ours(&identity);
+        Ok((ws, ours))
+    })
+    .await?;
+    let ws = match opened {
+        (ws, Ok(())) => ws,
+        (_, Err(GitError::ForeignCommits { branch, .. })) => return Ok(Proposed::BranchNotOurs { category, branch }),
+        (_, Err(e)) => return Err(e.into()),
+    };
     let skill_rel = PathBuf::from(&merged.skill);
-    let lessons = merged.lessons.clone();
+    let folder = skill_rel.parent().unwrap_or(Path::new("skills")).to_path_buf();
+    let file = ws.root().join(&skill_rel);
+
+    let llm = LlmConfig::from_settings(&cfg.llm);
+    let mut author = "the factory's lesson writer (no LLM configured)".to_string();
+    if let (Some(llm), Some(skill)) = (&llm, skill_name(&skill_rel)) {
+        {
+            // Go on from the branch's version, so earlier rounds' edits are kept.
+            if ws.branch_has_default()? {
+                ws.restore_from_branch(&folder)?;
+            }
+            let data = improver_data(proposal, analysis_text, transcript);
+            let prices = PriceTable::from_env().unwrap_or_default();
+            match improver::run(ws.root(), &skill, &data, llm, &cfg.budgets, &prices).await {
+                Ok(done) if matches!(done.outcome, crate::agent::Outcome::Succeeded { .. }) => {
+                    author = format!(
+                        "the improver agent ({}; {} tokens in, {} out)",
+                        llm.model, done.report.usage.input_tokens, done.report.usage.output_tokens
+                    );
+                }
+                Ok(done) => {
+                    tracing::warn!(%category, "the improver did not finish ({}); writing the lessons itself", done.outcome);
+                    restore_or_reset(&ws, &folder)?;
+                    author = format!("the factory's lesson writer (the improver agent ended: {})", done.outcome);
+                }
+                Err(e) => {
+                    tracing::warn!(%category, "the improver could not run ({e:#}); writing the lessons itself");
+                    restore_or_reset(&ws, &folder)?;
+                    author = format!("the factory's lesson writer (the improver agent could not run: {e:#})");
+                }
+            }
+        }
+    }
+    // Every lesson is in the skill whoever wrote it: what an agent left out is added as is.
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", skill_rel.display()))?;
+    let missing: Vec<Lesson> = merged.lessons.iter().filter(|l| !lessons_section(&text).contains(&format!("`{}`", l.check))).cloned().collect();
+    std::fs::write(&file, with_lessons(&text, &missing))?;
+
     let message = format!(
-        "{}\n\nLessons from connector PR(s) {}.",
+        "{}\n\nLessons from connector PR(s) {}, written by {author}.",
         merged.title(),
         merged.motivated_by.iter().map(|n| format!("#{n}")).collect::<Vec<_>>().join(", ")
     );
-    let wanted = branch.clone();
-    let pushed = tokio::task::spawn_blocking(move || -> Result<Result<(), GitError>> {
-        let ws = Workspace::open(remote, &default_branch, &wanted, parent.as_deref())?;
-        if let Err(e) = ws.ensure_branch_is_ours(&identity) {
-            return Ok(Err(e));
-        }
-        let file = ws.root().join(&skill_rel);
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", skill_rel.display()))?;
-        std::fs::write(&file, with_lessons(&text, &lessons))?;
-        let folder = skill_rel.parent().unwrap_or(Path::new("skills")).to_path_buf();
-        match ws.commit_connector(&folder, &message, &identity) {
-            Ok(Some(c)) => Ok(ws.push(&c)),
-            Ok(None) => Ok(Ok(())),
-            Err(e) => Ok(Err(e)),
-        }
+    let identity = cfg.identity.clone();
+    let pushed = blocking(move || match ws.commit_connector(&folder, &message, &identity) {
+        Ok(Some(c)) => Ok(ws.push(&c)),
+        Ok(None) => Ok(Ok(())),
+        Err(e) => Ok(Err(e)),
     })
-    .await
-    .context("the git step stopped unexpectedly")??;
+    .await?;
     match pushed {
         Ok(()) => {}
         Err(GitError::ForeignCommits { branch, .. }) => return Ok(Proposed::BranchNotOurs { category, branch }),
         Err(e) => return Err(e.into()),
     }
+    merged.written_by = Some(author);
 
     let body = merged.body();
     let labels = vec![IMPROVEMENT_LABEL.to_string()];
@@ -349,6 +411,53 @@ async fn propose(
             Ok(Proposed::Opened { category, pull: pull.number, url: pull.url })
         }
     }
+}
+
+/// `skills/<name>/SKILL.md` → `<name>`.
+fn skill_name(rel: &Path) -> Option<String> {
+    let mut parts = rel.iter().map(|p| p.to_string_lossy().into_owned());
+    (parts.next()? == "skills").then_some(())?;
+    let name = parts.next()?;
+    (parts.next()? == "SKILL.md" && parts.next().is_none()).then_some(name)
+}
+
+/// The text of a skill's `## Lessons` section (empty without one).
+fn lessons_section(text: &str) -> &str {
+    match text.find("\n## Lessons") {
+        Some(start) => {
+            let body = start + "\n## Lessons".len();
+            let end = text[body..].find("\n## ").map(|e| body + e).unwrap_or(text.len());
+            &text[body..end]
+        }
+        None => "",
+    }
+}
+
+/// After a failed improver session: the branch's version again (or the default branch's).
+fn restore_or_reset(ws: &Workspace, folder: &Path) -> Result<()> {
+    if !(ws.branch_has_default()? && ws.restore_from_branch(folder)?) {
+        ws.restore_from_default(folder)?;
+    }
+    Ok(())
+}
+
+/// The transcript's `<details>` block in a connector PR body, cut to a size an improver can read.
+fn transcript_excerpt(body: &str) -> Option<String> {
+    let start = body.find("<details>")?;
+    let end = body[start..].find("</details>").map(|e| start + e + "</details>".len()).unwrap_or(body.len());
+    Some(crate::agent::transcript::trim_middle(&body[start..end], 12_000))
+}
+
+/// What the improver is given: the category's analysis, the lessons, the transcript excerpt.
+fn improver_data(proposal: &ImprovementProposal, analysis: &str, transcript: Option<&str>) -> String {
+    let mut s = format!("## Failure analysis (category `{}`)\n\n{analysis}\n\n## Lessons derived\n\n", proposal.category);
+    for l in &proposal.lessons {
+        let _ = writeln!(s, "{}", l.to_markdown());
+    }
+    if let Some(t) = transcript {
+        let _ = write!(s, "\n## Excerpt of the connector session's transcript\n\n{t}\n");
+    }
+    s
 }
 
 /// Ends a piece of text as a sentence, on one line.
@@ -400,6 +509,7 @@ mod tests {
             skill: "skills/api-connector-spec/SKILL.md".into(),
             lessons: vec![lesson("rate_limit.rps_respected", "acme/v1", 3)],
             motivated_by: vec![3],
+            written_by: None,
         };
         assert_eq!(p.branch(), "factory/improve-rate-limit");
         let body = p.body();

@@ -283,7 +283,18 @@ fn check_request(st: &Inner, path: &str, h: &HeaderMap, body: &Value) -> Vec<Str
             }
         }
     }
-    for wanted in ["list_files", "read_file", "write_file", "fetch_url", "validate", "spec_test", "finish", "give_up"] {
+    // An improver session (it says so first in its system prompt) gets the file tools only.
+    let system = if st.wire == "anthropic" { body["system"].as_str() } else { messages.first().and_then(|m| m["content"].as_str()) };
+    let improver = system.is_some_and(|s| s.starts_with("You are the improver"));
+    let wanted: &[&str] = if improver {
+        &["list_files", "read_file", "write_file", "finish", "give_up"]
+    } else {
+        &["list_files", "read_file", "write_file", "fetch_url", "validate", "spec_test", "finish", "give_up"]
+    };
+    if improver && tool_names.len() != wanted.len() {
+        p.push(format!("an improver session is offered {tool_names:?}, expected exactly {wanted:?}"));
+    }
+    for &wanted in wanted {
         if !tool_names.contains(&wanted) {
             p.push(format!("tool {wanted} is not offered"));
         }

@@ -373,6 +373,20 @@ async fn a_green_run_updates_the_status_and_proposes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn improvement_prs_are_rate_limited_per_day() {
+    let s = scene().await;
+    let (pull, tip) = connector_pr(&s, ISSUE, "Tidepool Bookings").await;
+    let report = failing_report(&s, &pull.head, IMPL).await;
+    let mut cfg = s.config.clone();
+    cfg.learning.improvements_per_day = 0;
+    let out = ci_run(&s, &cfg, &failed_run(&s, 1001, &pull, &tip, Some(&report))).await;
+    assert_eq!(out.proposals, vec![Proposed::RateLimited { category: "schema".into(), limit: 0 }]);
+    assert!(improvement_pulls(&s).is_empty());
+    assert!(s.bare.tip("factory/improve-schema").is_none(), "nothing pushed");
+    assert!(analysis_comment(&s, pull.number).contains("the limit of 0 per day is reached"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stage_waits_for_every_workflow_of_the_commit() {
     let s = scene().await;
     let (pull, tip) = connector_pr(&s, ISSUE, "Tidepool Bookings").await;

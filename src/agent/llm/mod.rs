@@ -3,6 +3,7 @@
 //! format. Both clients are thin layers over `reqwest` (see "LLM providers" in docs/design.md).
 
 pub mod anthropic;
+pub mod limiter;
 pub mod openai;
 pub mod pricing;
 
@@ -219,6 +220,8 @@ pub struct LlmConfig {
     /// OpenAI-compatible only: the name of the output limit field (`max_tokens`, understood by
     /// vLLM, Ollama and llama.cpp; OpenAI's reasoning models want `max_completion_tokens`).
     pub token_limit_field: String,
+    /// Requests and tokens per minute shared by every session of this process on this endpoint.
+    pub limits: limiter::Limits,
 }
 
 pub const ENV_PROVIDER: &str = "FACTORY_LLM_PROVIDER";
@@ -246,6 +249,7 @@ impl LlmConfig {
             // Room for a whole schema or fixture file in one tool call.
             max_output_tokens: 16_000,
             token_limit_field: "max_tokens".into(),
+            limits: limiter::Limits { requests_per_minute: None, tokens_per_minute: None },
         }
     }
 
@@ -305,6 +309,7 @@ impl LlmConfig {
         if let Some(f) = get(ENV_TOKEN_FIELD) {
             cfg.token_limit_field = f;
         }
+        cfg.limits = limits_with(&get)?;
         Ok(Some(cfg))
     }
 
@@ -325,16 +330,45 @@ impl LlmConfig {
             Wire::Openai => ("https://api.openai.com", "gpt-4.1"),
         };
         let key = s.api_key.as_ref().map(|k| Secret::new(k.expose())).unwrap_or_default();
-        Some(LlmConfig::new(wire, s.base_url.as_deref().unwrap_or(default_base), s.model.as_deref().unwrap_or(default_model), key))
+        let mut cfg = LlmConfig::new(wire, s.base_url.as_deref().unwrap_or(default_base), s.model.as_deref().unwrap_or(default_model), key);
+        // The shared rate limits come from the process environment only.
+        cfg.limits = limits_with(&|k| std::env::var(k).ok()).unwrap_or_else(|e| {
+            tracing::warn!("ignoring the LLM rate limits: {e:#}");
+            limiter::Limits { requests_per_minute: None, tokens_per_minute: None }
+        });
+        Some(cfg)
     }
 
-    /// The provider client for this configuration.
+    /// The provider client for this configuration, behind the process-wide limiter of its
+    /// endpoint when limits are set.
     pub fn provider(&self) -> anyhow::Result<Box<dyn LlmProvider>> {
-        Ok(match self.wire {
+        let client: Box<dyn LlmProvider> = match self.wire {
             Wire::Anthropic => Box::new(anthropic::AnthropicClient::new(self.clone())?),
             Wire::Openai => Box::new(openai::OpenAiClient::new(self.clone())?),
-        })
+        };
+        if self.limits.is_unlimited() {
+            return Ok(client);
+        }
+        let endpoint = format!("{}|{}", self.base_url, self.model);
+        Ok(Box::new(limiter::RateLimited { inner: client, limiter: limiter::shared(&endpoint, self.limits) }))
     }
+}
+
+/// `FACTORY_LLM_REQUESTS_PER_MINUTE` and `FACTORY_LLM_TOKENS_PER_MINUTE`.
+fn limits_with(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<limiter::Limits> {
+    let rpm = match get(limiter::ENV_RPM) {
+        Some(v) => Some(v.trim().parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            anyhow::anyhow!("{}={v:?}: expected a whole number of requests per minute, at least 1", limiter::ENV_RPM)
+        })?),
+        None => None,
+    };
+    let tpm = match get(limiter::ENV_TPM) {
+        Some(v) => Some(v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            anyhow::anyhow!("{}={v:?}: expected a whole number of tokens per minute, at least 1", limiter::ENV_TPM)
+        })?),
+        None => None,
+    };
+    Ok(limiter::Limits { requests_per_minute: rpm, tokens_per_minute: tpm })
 }
 
 pub(crate) fn http_client(cfg: &LlmConfig) -> anyhow::Result<reqwest::Client> {

@@ -1142,6 +1142,32 @@ mod tests {
         assert_eq!(ghes.relative("https://ghe.example/api/v3/repos/a/b?page=2").as_deref(), Some("/repos/a/b?page=2"));
     }
 
+    fn body_of(frames: usize, size: usize) -> http_body_util::combinators::BoxBody<bytes::Bytes, octocrab::Error> {
+        use http_body_util::BodyExt;
+        let chunks = (0..frames).map(move |i| {
+            let chunk: Vec<u8> = (0..size).map(|j| ((i * size + j) % 251) as u8).collect();
+            Ok::<_, octocrab::Error>(http_body::Frame::data(bytes::Bytes::from(chunk)))
+        });
+        http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed()
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_within_their_limit() {
+        let whole: Vec<u8> = (0..300 * 1000).map(|j| (j % 251) as u8).collect();
+        // The tail of a long body, trimmed on the way (never more than twice the tail held).
+        let (kept, dropped) = read_limited(body_of(300, 1000), BodyLimit::Tail(10_000), "/x").await.ok().unwrap();
+        assert_eq!((kept.as_slice(), dropped), (&whole[290_000..], 290_000));
+        let (kept, dropped) = read_limited(body_of(3, 1000), BodyLimit::Tail(10_000), "/x").await.ok().unwrap();
+        assert_eq!((kept.as_slice(), dropped), (&whole[..3000], 0));
+        // A body over the limit with no Content-Length is stopped while streaming.
+        match read_limited(body_of(300, 1000), BodyLimit::AtMost(50_000), "/x").await {
+            Err(Failure::TooLarge(e)) => assert_eq!((e.path.as_str(), e.limit), ("/x", 50_000)),
+            _ => panic!("not refused"),
+        }
+        let (kept, _) = read_limited(body_of(50, 1000), BodyLimit::AtMost(50_000), "/x").await.ok().unwrap();
+        assert_eq!(kept, &whole[..50_000]);
+    }
+
     #[test]
     fn write_levels() {
         let p = |permission: &str, role: &str| CollaboratorPermission {

@@ -13,7 +13,7 @@
 use super::app::GitHubApp;
 use crate::config::Secret;
 use anyhow::{Context, Result, anyhow, bail};
-use http::header::{ACCEPT, AUTHORIZATION, HeaderValue, USER_AGENT};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method, StatusCode};
 use octocrab::Octocrab;
 use serde::de::DeserializeOwned;
@@ -160,6 +160,33 @@ impl ApiResponse {
     }
 }
 
+/// How much of a downloaded body to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// All of it, or [`TooLarge`] once it passes this many bytes.
+    AtMost(u64),
+    /// Only its last this many bytes (the end of a log is where a job failed).
+    Tail(usize),
+}
+
+/// A download: the answer, whose `body` is empty for a 2xx (the bytes are in `bytes`) and holds
+/// the error text otherwise.
+#[derive(Debug)]
+pub struct ApiDownload {
+    pub response: ApiResponse,
+    pub bytes: Vec<u8>,
+    /// Bytes [`BodyLimit::Tail`] dropped from the front.
+    pub dropped: u64,
+}
+
+/// A download bigger than its [`BodyLimit::AtMost`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("GitHub GET {path}: the download is larger than the {limit} bytes allowed; not reading further")]
+pub struct TooLarge {
+    pub path: String,
+    pub limit: u64,
+}
+
 /// The HTTP side shared by the app and all its installations: one octocrab client, the retry
 /// policy and the counters.
 pub struct Api {
@@ -235,10 +262,38 @@ impl Api {
     /// Sends a request, retrying 502/503/504 and rate limits within the policy. The final
     /// response is returned whatever its status; `Err` only when no answer came.
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>, auth: Auth<'_>) -> Result<ApiResponse> {
+        Ok(self.exchange(method, path, body, auth, None).await?.response)
+    }
+
+    /// A `GET` whose 2xx body is kept as bytes, within `limit`: an artifact archive, a log.
+    /// Retries like [`send`](Self::send); a body over an [`BodyLimit::AtMost`] fails at once
+    /// with [`TooLarge`], without a retry.
+    ///
+    /// GitHub answers these with a 302 to a short-lived URL on another host (blob storage).
+    /// octocrab's HTTP stack follows it (its `follow-redirect` feature: tower-http's
+    /// `FollowRedirect` with the standard policy), and that policy drops `Authorization` (and
+    /// cookies) whenever a redirect leaves the origin, so the installation token never reaches
+    /// the storage host. The follow-up request counts as part of this one in the metrics.
+    pub async fn download(&self, path: &str, auth: Auth<'_>, limit: BodyLimit) -> Result<ApiDownload> {
+        self.exchange(Method::GET, path, None, auth, Some(limit)).await
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        auth: Auth<'_>,
+        bytes: Option<BodyLimit>,
+    ) -> Result<ApiDownload> {
         let mut attempt = 1;
         loop {
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let outcome = self.send_once(&method, path, body, auth).await;
+            let outcome = match self.send_once(&method, path, body, auth, bytes).await {
+                Err(Failure::TooLarge(err)) => return Err(err.into()),
+                Err(Failure::Transport(err)) => Err(err),
+                Ok(answer) => Ok(answer),
+            };
             let wait = match &outcome {
                 Err(err) => {
                     self.counters.transport_errors.fetch_add(1, Ordering::Relaxed);
@@ -247,7 +302,7 @@ impl Api {
                     // connection broke, and repeating it would comment twice.
                     (method == Method::GET).then(|| self.retry.backoff(attempt))
                 }
-                Ok(resp) => self.retry_wait(resp, attempt),
+                Ok(answer) => self.retry_wait(&answer.response, attempt),
             };
             match (wait, outcome) {
                 (Some(wait), _) if attempt < self.retry.max_attempts => {
@@ -256,7 +311,7 @@ impl Api {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                (_, Ok(resp)) => return Ok(resp),
+                (_, Ok(answer)) => return Ok(answer),
                 (_, Err(err)) => return Err(anyhow!(err).context(format!("GitHub {method} {path}: no answer"))),
             }
         }
@@ -301,7 +356,8 @@ impl Api {
         path: &str,
         body: Option<&Value>,
         auth: Auth<'_>,
-    ) -> std::result::Result<ApiResponse, octocrab::Error> {
+        bytes: Option<BodyLimit>,
+    ) -> std::result::Result<ApiDownload, Failure> {
         let mut builder = http::Request::builder()
             .method(method.clone())
             .uri(path)
@@ -324,10 +380,76 @@ impl Api {
         let response = self.octo.execute(request).await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = self.octo.body_to_string(response).await?;
         tracing::debug!(%method, path, status = status.as_u16(), "GitHub answered");
-        Ok(ApiResponse { method: method.clone(), path: path.to_string(), status, headers, body })
+        let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let answer =
+            |body: String| ApiResponse { method: method.clone(), path: path.to_string(), status, headers, body };
+        match bytes {
+            Some(limit) if status.is_success() => {
+                // Refused before reading when the size is announced.
+                if let (BodyLimit::AtMost(max), Some(len)) = (limit, declared)
+                    && len > max
+                {
+                    return Err(Failure::TooLarge(TooLarge { path: path.to_string(), limit: max }));
+                }
+                let (bytes, dropped) = read_limited(response.into_body(), limit, path).await?;
+                Ok(ApiDownload { response: answer(String::new()), bytes, dropped })
+            }
+            _ => {
+                let body = self.octo.body_to_string(response).await?;
+                Ok(ApiDownload { response: answer(body), bytes: Vec::new(), dropped: 0 })
+            }
+        }
     }
+}
+
+/// Why one attempt got no usable answer.
+enum Failure {
+    /// No answer, or the connection broke while reading it: worth another try for a read.
+    Transport(octocrab::Error),
+    /// An answer too big to keep: final.
+    TooLarge(TooLarge),
+}
+
+impl From<octocrab::Error> for Failure {
+    fn from(e: octocrab::Error) -> Self {
+        Failure::Transport(e)
+    }
+}
+
+/// Reads a body frame by frame within `limit`: `(bytes kept, bytes dropped from the front)`.
+async fn read_limited(
+    mut body: http_body_util::combinators::BoxBody<bytes::Bytes, octocrab::Error>,
+    limit: BodyLimit,
+    path: &str,
+) -> std::result::Result<(Vec<u8>, u64), Failure> {
+    use http_body_util::BodyExt;
+    let mut kept: Vec<u8> = Vec::new();
+    let mut dropped = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else { continue };
+        kept.extend_from_slice(&data);
+        match limit {
+            BodyLimit::AtMost(max) if kept.len() as u64 > max => {
+                return Err(Failure::TooLarge(TooLarge { path: path.to_string(), limit: max }));
+            }
+            // Trimmed once it is twice the size kept, so a long log is not shifted per frame.
+            BodyLimit::Tail(max) if kept.len() > max.saturating_mul(2).max(1 << 16) => {
+                let cut = kept.len() - max;
+                kept.drain(..cut);
+                dropped += cut as u64;
+            }
+            _ => {}
+        }
+    }
+    if let BodyLimit::Tail(max) = limit
+        && kept.len() > max
+    {
+        let cut = kept.len() - max;
+        kept.drain(..cut);
+        dropped += cut as u64;
+    }
+    Ok((kept, dropped))
 }
 
 /// `Retry-After` is seconds or an HTTP date.
@@ -496,6 +618,87 @@ impl AppInfo {
     }
 }
 
+/// `owner/name` of a repository inside another object.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RepoName {
+    pub full_name: String,
+}
+
+/// A GitHub Actions workflow run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct WorkflowRunInfo {
+    pub id: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The workflow file, `.github/workflows/<file>`.
+    pub path: String,
+    #[serde(default)]
+    pub head_branch: Option<String>,
+    pub head_sha: String,
+    #[serde(default)]
+    pub head_repository: Option<RepoName>,
+    pub event: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    pub html_url: String,
+    #[serde(default)]
+    pub run_attempt: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct WorkflowRunList {
+    workflow_runs: Vec<WorkflowRunInfo>,
+}
+
+/// A file a workflow run uploaded (`actions/upload-artifact`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Artifact {
+    pub id: u64,
+    pub name: String,
+    pub size_in_bytes: u64,
+    pub expired: bool,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ArtifactList {
+    artifacts: Vec<Artifact>,
+}
+
+/// One job of a workflow run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Job {
+    pub id: u64,
+    pub run_id: u64,
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub html_url: Option<String>,
+    #[serde(default)]
+    pub run_attempt: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct JobList {
+    jobs: Vec<Job>,
+}
+
+/// The end of a job's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTail {
+    /// The log's last bytes as text, from the start of a line (invalid UTF-8 becomes U+FFFD).
+    pub text: String,
+    /// Bytes left out before `text`; 0 when the log is whole.
+    pub dropped: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewPull<'a> {
     pub title: &'a str,
@@ -554,6 +757,20 @@ impl InstallationClient {
         self.app.api().send(method, path, body, Auth::Installation(&token)).await
     }
 
+    /// Like [`request`](Self::request), for [`Api::download`]: a `GET` whose body is kept as
+    /// bytes within `limit`.
+    pub async fn download(&self, path: &str, limit: BodyLimit) -> Result<ApiDownload> {
+        let token = self.token().await?;
+        let download = self.app.api().download(path, Auth::Installation(&token), limit).await?;
+        if download.response.status != StatusCode::UNAUTHORIZED {
+            return Ok(download);
+        }
+        tracing::info!(installation = self.installation_id, path, "installation token refused; minting a new one");
+        self.app.forget_token(self.installation_id, &token).await;
+        let token = self.token().await?;
+        self.app.api().download(path, Auth::Installation(&token), limit).await
+    }
+
     async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&Value>) -> Result<T> {
         self.request(method, path, body).await?.success()?.json()
     }
@@ -578,6 +795,12 @@ impl InstallationClient {
     }
 
     async fn paginate<T: DeserializeOwned>(&self, first: String) -> Result<Vec<T>> {
+        self.paginate_in(first, |items: Vec<T>| items).await
+    }
+
+    /// Follows `Link: rel="next"` from `first`; `items` takes each page's list out of its body
+    /// (a bare array, or an object such as `{total_count, workflow_runs}`).
+    async fn paginate_in<P: DeserializeOwned, T>(&self, first: String, items: impl Fn(P) -> Vec<T>) -> Result<Vec<T>> {
         let mut out = Vec::new();
         let mut next = Some(first);
         let mut pages = 0;
@@ -587,8 +810,7 @@ impl InstallationClient {
                 bail!("GitHub pagination went past {MAX_PAGES} pages; stopping");
             }
             let resp = self.request(Method::GET, &path, None).await?.success()?;
-            let mut items: Vec<T> = resp.json()?;
-            out.append(&mut items);
+            out.append(&mut items(resp.json()?));
             next = match resp.next_link() {
                 Some(link) => Some(
                     self.app
@@ -686,6 +908,120 @@ impl InstallationClient {
         self.ensure_labels(owner, repo, names).await?;
         let path = format!("{}/issues/{number}/labels", Self::repo_path(owner, repo));
         self.call(Method::POST, &path, Some(&json!({ "labels": names }))).await
+    }
+
+    /// Removes a label from an issue or pull request; returns the labels left. A 404 (GitHub's
+    /// answer when the issue does not carry the label) is taken as done, with no labels to
+    /// report; GitHub gives the same status for an issue that does not exist.
+    pub async fn remove_label(&self, owner: &str, repo: &str, number: u64, name: &str) -> Result<Vec<Label>> {
+        let path = format!("{}/issues/{number}/labels/{}", Self::repo_path(owner, repo), segment(name));
+        let resp = self.request(Method::DELETE, &path, None).await?;
+        if resp.status == StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        resp.success()?.json()
+    }
+
+    // ---- GitHub Actions ----
+
+    pub async fn get_workflow_run(&self, owner: &str, repo: &str, run_id: u64) -> Result<WorkflowRunInfo> {
+        self.call(Method::GET, &format!("{}/actions/runs/{run_id}", Self::repo_path(owner, repo)), None).await
+    }
+
+    /// Every run of one commit (all workflows and events), newest first, across pages.
+    pub async fn list_runs_for_commit(&self, owner: &str, repo: &str, head_sha: &str) -> Result<Vec<WorkflowRunInfo>> {
+        let first = format!(
+            "{}/actions/runs?{}",
+            Self::repo_path(owner, repo),
+            query(&[("head_sha", head_sha), ("per_page", "100")])
+        );
+        self.paginate_in(first, |r: WorkflowRunList| r.workflow_runs).await
+    }
+
+    /// The latest `count` (at most 100) runs on a branch, newest first: one page.
+    pub async fn list_runs_on_branch(
+        &self,
+        owner: &str,
+        repo: &str,
+        branch: &str,
+        count: u32,
+    ) -> Result<Vec<WorkflowRunInfo>> {
+        let per_page = count.clamp(1, 100).to_string();
+        let path = format!(
+            "{}/actions/runs?{}",
+            Self::repo_path(owner, repo),
+            query(&[("branch", branch), ("per_page", &per_page)])
+        );
+        Ok(self.call::<WorkflowRunList>(Method::GET, &path, None).await?.workflow_runs)
+    }
+
+    /// A run's artifacts, expired ones included; with `name`, only those called exactly that.
+    pub async fn list_run_artifacts(
+        &self,
+        owner: &str,
+        repo: &str,
+        run_id: u64,
+        name: Option<&str>,
+    ) -> Result<Vec<Artifact>> {
+        let mut params = vec![("per_page", "100")];
+        if let Some(name) = name {
+            params.push(("name", name));
+        }
+        let first = format!("{}/actions/runs/{run_id}/artifacts?{}", Self::repo_path(owner, repo), query(&params));
+        let mut artifacts = self.paginate_in(first, |r: ArtifactList| r.artifacts).await?;
+        // GitHub's `name` filter is the documented exact match; holding it to that costs nothing.
+        if let Some(name) = name {
+            artifacts.retain(|a| a.name == name);
+        }
+        Ok(artifacts)
+    }
+
+    /// An artifact's zip archive; `None` when GitHub says it is gone (expired or deleted: 410
+    /// or 404). Bigger than `max_bytes`: an error ([`TooLarge`]), read no further.
+    pub async fn download_artifact(
+        &self,
+        owner: &str,
+        repo: &str,
+        artifact_id: u64,
+        max_bytes: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let path = format!("{}/actions/artifacts/{artifact_id}/zip", Self::repo_path(owner, repo));
+        let download = self.download(&path, BodyLimit::AtMost(max_bytes)).await?;
+        if matches!(download.response.status, StatusCode::GONE | StatusCode::NOT_FOUND) {
+            return Ok(None);
+        }
+        download.response.success()?;
+        Ok(Some(download.bytes))
+    }
+
+    /// The jobs of a run's latest attempt, across pages.
+    pub async fn list_run_jobs(&self, owner: &str, repo: &str, run_id: u64) -> Result<Vec<Job>> {
+        let first = format!(
+            "{}/actions/runs/{run_id}/jobs?{}",
+            Self::repo_path(owner, repo),
+            query(&[("filter", "latest"), ("per_page", "100")])
+        );
+        self.paginate_in(first, |r: JobList| r.jobs).await
+    }
+
+    /// The end of a job's plain-text log: at most its last `tail_bytes`, cut at a line start;
+    /// `None` when GitHub no longer has it
+    /// (410 or 404: logs expire with the repository's retention setting).
+    pub async fn job_log(&self, owner: &str, repo: &str, job_id: u64, tail_bytes: usize) -> Result<Option<LogTail>> {
+        let path = format!("{}/actions/jobs/{job_id}/logs", Self::repo_path(owner, repo));
+        let download = self.download(&path, BodyLimit::Tail(tail_bytes)).await?;
+        if matches!(download.response.status, StatusCode::GONE | StatusCode::NOT_FOUND) {
+            return Ok(None);
+        }
+        download.response.success()?;
+        let (mut bytes, mut dropped) = (download.bytes, download.dropped);
+        if dropped > 0 {
+            // The cut lands mid-line (or mid-character): start at the next whole line.
+            let partial = bytes.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+            bytes.drain(..partial);
+            dropped += partial as u64;
+        }
+        Ok(Some(LogTail { text: String::from_utf8_lossy(&bytes).into_owned(), dropped }))
     }
 
     /// Pull requests whose head is `branch` of this repository. `state`: open, closed or all.
@@ -804,6 +1140,32 @@ mod tests {
         assert_eq!(api.relative("https://elsewhere.example/x"), None);
         let ghes = Api::new("https://ghe.example/api/v3").unwrap();
         assert_eq!(ghes.relative("https://ghe.example/api/v3/repos/a/b?page=2").as_deref(), Some("/repos/a/b?page=2"));
+    }
+
+    fn body_of(frames: usize, size: usize) -> http_body_util::combinators::BoxBody<bytes::Bytes, octocrab::Error> {
+        use http_body_util::BodyExt;
+        let chunks = (0..frames).map(move |i| {
+            let chunk: Vec<u8> = (0..size).map(|j| ((i * size + j) % 251) as u8).collect();
+            Ok::<_, octocrab::Error>(http_body::Frame::data(bytes::Bytes::from(chunk)))
+        });
+        http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed()
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_within_their_limit() {
+        let whole: Vec<u8> = (0..300 * 1000).map(|j| (j % 251) as u8).collect();
+        // The tail of a long body, trimmed on the way (never more than twice the tail held).
+        let (kept, dropped) = read_limited(body_of(300, 1000), BodyLimit::Tail(10_000), "/x").await.ok().unwrap();
+        assert_eq!((kept.as_slice(), dropped), (&whole[290_000..], 290_000));
+        let (kept, dropped) = read_limited(body_of(3, 1000), BodyLimit::Tail(10_000), "/x").await.ok().unwrap();
+        assert_eq!((kept.as_slice(), dropped), (&whole[..3000], 0));
+        // A body over the limit with no Content-Length is stopped while streaming.
+        match read_limited(body_of(300, 1000), BodyLimit::AtMost(50_000), "/x").await {
+            Err(Failure::TooLarge(e)) => assert_eq!((e.path.as_str(), e.limit), ("/x", 50_000)),
+            _ => panic!("not refused"),
+        }
+        let (kept, _) = read_limited(body_of(50, 1000), BodyLimit::AtMost(50_000), "/x").await.ok().unwrap();
+        assert_eq!(kept, &whole[..50_000]);
     }
 
     #[test]

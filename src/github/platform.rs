@@ -1,8 +1,8 @@
 //! [`Platform`] on GitHub: what the pipeline asks of the code host, as one installation of the
 //! app working on one repository.
 
-use super::client::{InstallationClient, NewPull, PullRequestInfo, Repository};
-use crate::platform::{GitCredentials, Platform, PrSpec, PullRequest};
+use super::client::{InstallationClient, NewPull, PullRequestInfo, Repository, WorkflowRunInfo};
+use crate::platform::{GitCredentials, JobLog, Platform, PrSpec, PullRequest, WorkflowRun};
 use anyhow::{Result, bail};
 use async_trait::async_trait;
 
@@ -15,7 +15,32 @@ pub struct GitHubPlatform {
     repo: String,
     // Default branch and clone URL do not change while a job runs: asked once.
     info: tokio::sync::OnceCell<Repository>,
+    limits: DownloadLimits,
 }
+
+/// How much of GitHub Actions' files the platform reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadLimits {
+    /// An artifact archive bigger than this is refused (an error), not truncated: a cut zip
+    /// is unreadable.
+    pub artifact_max_bytes: u64,
+    /// Of each failed job's log, only the last this many bytes are kept.
+    pub log_tail_bytes: usize,
+}
+
+impl Default for DownloadLimits {
+    fn default() -> Self {
+        DownloadLimits { artifact_max_bytes: 64 << 20, log_tail_bytes: 1 << 20 }
+    }
+}
+
+/// How many runs `runs_on_branch` returns.
+pub const BRANCH_RUNS: u32 = 50;
+
+/// Job conclusions whose logs [`Platform::failed_job_logs`] returns. `cancelled` is left out:
+/// in a matrix, fail-fast cancels the siblings of a failing job, and a newer push cancels a
+/// superseded run (`concurrency`), so its log says nothing about what broke.
+pub const FAILED_CONCLUSIONS: [&str; 2] = ["failure", "timed_out"];
 
 impl GitHubPlatform {
     /// `repository` is `owner/name`.
@@ -30,7 +55,13 @@ impl GitHubPlatform {
             owner: owner.to_string(),
             repo: repo.to_string(),
             info: tokio::sync::OnceCell::new(),
+            limits: DownloadLimits::default(),
         })
+    }
+
+    pub fn with_download_limits(mut self, limits: DownloadLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn client(&self) -> &InstallationClient {
@@ -49,6 +80,23 @@ fn pull(p: PullRequestInfo) -> PullRequest {
         head: p.head.ref_name,
         state: p.state,
         draft: p.draft.unwrap_or(false),
+    }
+}
+
+fn workflow_run(r: WorkflowRunInfo) -> WorkflowRun {
+    WorkflowRun {
+        id: r.id,
+        path: r.path,
+        name: r.name,
+        head_branch: r.head_branch,
+        head_sha: r.head_sha,
+        head_repository: r.head_repository.map(|h| h.full_name),
+        event: r.event,
+        // GitHub's schema lets `status` be null; no run shows it, and "" reads as not completed.
+        status: r.status.unwrap_or_default(),
+        conclusion: r.conclusion,
+        html_url: r.html_url,
+        run_attempt: r.run_attempt.unwrap_or(1),
     }
 }
 
@@ -149,5 +197,68 @@ impl Platform for GitHubPlatform {
     async fn issue_body(&self, number: u64) -> Result<String> {
         // Pull requests are served as issues too, so a retry asked on a PR reads its body here.
         Ok(self.client.get_issue(&self.owner, &self.repo, number).await?.body.unwrap_or_default())
+    }
+
+    async fn workflow_run(&self, run_id: u64) -> Result<WorkflowRun> {
+        self.client.get_workflow_run(&self.owner, &self.repo, run_id).await.map(workflow_run)
+    }
+
+    async fn runs_for_commit(&self, head_sha: &str) -> Result<Vec<WorkflowRun>> {
+        let runs = self.client.list_runs_for_commit(&self.owner, &self.repo, head_sha).await?;
+        Ok(runs.into_iter().map(workflow_run).collect())
+    }
+
+    /// The latest [`BRANCH_RUNS`] runs on the branch.
+    async fn runs_on_branch(&self, branch: &str) -> Result<Vec<WorkflowRun>> {
+        let runs = self.client.list_runs_on_branch(&self.owner, &self.repo, branch, BRANCH_RUNS).await?;
+        Ok(runs.into_iter().map(workflow_run).collect())
+    }
+
+    /// The unexpired artifact called exactly `name` (the newest, should a run have several);
+    /// one bigger than [`DownloadLimits::artifact_max_bytes`] is an error.
+    async fn download_artifact(&self, run_id: u64, name: &str) -> Result<Option<Vec<u8>>> {
+        let artifacts = self.client.list_run_artifacts(&self.owner, &self.repo, run_id, Some(name)).await?;
+        let Some(artifact) = artifacts.into_iter().filter(|a| !a.expired).max_by_key(|a| a.id) else {
+            return Ok(None);
+        };
+        if artifact.size_in_bytes > self.limits.artifact_max_bytes {
+            bail!(
+                "artifact '{name}' of run {run_id} in {} is {} bytes, more than the {} allowed",
+                self.repository(),
+                artifact.size_in_bytes,
+                self.limits.artifact_max_bytes
+            );
+        }
+        self.client.download_artifact(&self.owner, &self.repo, artifact.id, self.limits.artifact_max_bytes).await
+    }
+
+    /// Jobs of the latest attempt that ended in one of [`FAILED_CONCLUSIONS`], in GitHub's
+    /// order, each with the last [`DownloadLimits::log_tail_bytes`] of its log (a line saying
+    /// how much was left out comes first when it was cut). A job whose log GitHub no longer
+    /// has is left out, with a warning.
+    async fn failed_job_logs(&self, run_id: u64) -> Result<Vec<JobLog>> {
+        let jobs = self.client.list_run_jobs(&self.owner, &self.repo, run_id).await?;
+        let mut logs = Vec::new();
+        for job in jobs {
+            if !job.conclusion.as_deref().is_some_and(|c| FAILED_CONCLUSIONS.contains(&c)) {
+                continue;
+            }
+            let Some(tail) = self.client.job_log(&self.owner, &self.repo, job.id, self.limits.log_tail_bytes).await?
+            else {
+                tracing::warn!(repository = %self.repository(), run_id, job_id = job.id, "the failed job's log is gone; leaving it out");
+                continue;
+            };
+            let text = if tail.dropped > 0 {
+                format!("[... the first {} bytes of this log are left out ...]\n{}", tail.dropped, tail.text)
+            } else {
+                tail.text
+            };
+            logs.push(JobLog { job_id: job.id, name: job.name, html_url: job.html_url, text });
+        }
+        Ok(logs)
+    }
+
+    async fn remove_label(&self, issue: u64, label: &str) -> Result<()> {
+        self.client.remove_label(&self.owner, &self.repo, issue, label).await.map(drop)
     }
 }

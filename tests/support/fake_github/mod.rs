@@ -2,7 +2,8 @@
 //!
 //! An axum server on 127.0.0.1 (a free port) serving the endpoints the bot uses, over state the
 //! test sets up and inspects: repositories, issues, comments, reactions, labels, pull requests,
-//! collaborator roles, installations and their tokens. Like GitHub it checks credentials: app
+//! collaborator roles, installations and their tokens, GitHub Actions workflow runs with their
+//! jobs, logs and artifacts. Like GitHub it checks credentials: app
 //! endpoints want an RS256 JWT signed with the app's key (issued at most 10 minutes ahead),
 //! repository endpoints an installation token that is known, unexpired, not revoked and whose
 //! installation covers the repository.
@@ -11,6 +12,11 @@
 //! limit, an exhausted quota), and every 2xx JSON body is checked against GitHub's published
 //! schema for its operation ([`openapi`]); a mismatch is recorded, and dropping the fake with
 //! unclaimed mismatches fails the test.
+//!
+//! Downloads (artifact archives, job logs) answer 302 to a short-lived URL on a second listener,
+//! the "blob host": another origin, as GitHub's are on another host. It needs no credentials and
+//! records whether an `Authorization` header arrived; dropping the fake after one did fails the
+//! test, since the installation token must never leave GitHub's origin.
 
 pub mod keys;
 pub mod objects;
@@ -19,10 +25,11 @@ pub mod state;
 
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Extension, Path, Query, Request, State as AxState};
+use axum::http::Uri;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use connector_factory::config::Secret;
 use keys::TestKey;
@@ -40,6 +47,8 @@ pub const APP_SLUG: &str = "connector-factory-test";
 
 struct Shared {
     base: String,
+    /// Where downloads are redirected: another origin.
+    blob_base: String,
     state: Mutex<State>,
     checker: Option<Arc<OpenApiChecker>>,
     key: &'static TestKey,
@@ -53,7 +62,7 @@ impl Shared {
 
 pub struct FakeGitHub {
     shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +85,8 @@ impl FakeGitHub {
     pub async fn start_with(options: Options) -> FakeGitHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the fake GitHub");
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let blob_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the fake blob host");
+        let blob_base = format!("http://{}", blob_listener.local_addr().unwrap());
         let app = AppRecord {
             id: APP_ID,
             slug: APP_SLUG.into(),
@@ -84,18 +95,19 @@ impl FakeGitHub {
             created_at: chrono::Utc::now(),
         };
         let checker = options.check_schemas.then(OpenApiChecker::github);
-        let shared = Arc::new(Shared { base, state: Mutex::new(State::new(app)), checker, key: TestKey::shared() });
+        let shared =
+            Arc::new(Shared { base, blob_base, state: Mutex::new(State::new(app)), checker, key: TestKey::shared() });
         let router =
             routes().layer(middleware::from_fn_with_state(shared.clone(), intercept)).with_state(shared.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        FakeGitHub { shared, stop: Some(stop) }
+        let blob_router = Router::new().route("/blob/{key}", get(get_blob)).with_state(shared.clone());
+        let stop = tokio_util::sync::CancellationToken::new();
+        for (listener, router) in [(listener, router), (blob_listener, blob_router)] {
+            let stopped = stop.clone().cancelled_owned();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router).with_graceful_shutdown(stopped).await;
+            });
+        }
+        FakeGitHub { shared, stop }
     }
 
     /// The API base URL (`GITHUB_API_URL`).
@@ -105,6 +117,11 @@ impl FakeGitHub {
 
     pub fn app_id(&self) -> u64 {
         APP_ID
+    }
+
+    /// The blob host's base URL, where downloads are redirected (another origin than [`url`](Self::url)).
+    pub fn blob_url(&self) -> String {
+        self.shared.blob_base.clone()
     }
 
     /// The app's private key, PEM, as `GITHUB_PRIVATE_KEY` holds it.
@@ -226,6 +243,152 @@ impl FakeGitHub {
         number
     }
 
+    // ---- GitHub Actions ----
+
+    /// A workflow run in `repo`; returns its id. Runs of one workflow file share a workflow id
+    /// and count up their run numbers. A `conclusion` goes with status `completed` only.
+    pub fn add_workflow_run(&self, repo: &str, spec: WorkflowRunSpec) -> u64 {
+        assert_eq!(
+            spec.status == "completed",
+            spec.conclusion.is_some(),
+            "a run has a conclusion exactly when it is completed: {spec:?}"
+        );
+        let mut s = self.state();
+        assert!(s.repos.contains_key(repo), "unknown repo {repo}");
+        let actor = s.user(&spec.actor);
+        let workflow = (repo.to_string(), spec.path.clone());
+        let workflow_id = match s.workflows.get(&workflow) {
+            Some(id) => *id,
+            None => {
+                let id = s.id();
+                s.workflows.insert(workflow, id);
+                id
+            }
+        };
+        let run_number = s.runs.values().filter(|r| r.workflow_id == workflow_id).count() as u64 + 1;
+        let id = s.id();
+        let now = chrono::Utc::now();
+        s.runs.insert(
+            id,
+            RunRecord {
+                id,
+                repo: repo.to_string(),
+                workflow_id,
+                run_number,
+                path: spec.path,
+                name: spec.name,
+                head_branch: spec.head_branch,
+                head_sha: spec.head_sha,
+                head_repository: spec.head_repository,
+                event: spec.event,
+                status: spec.status,
+                conclusion: spec.conclusion,
+                run_attempt: 1,
+                actor,
+                created_at: now,
+                updated_at: now,
+            },
+        );
+        id
+    }
+
+    /// The run finishes with `conclusion` (`success`, `failure`, `cancelled`, `timed_out`, ...).
+    pub fn complete_run(&self, run_id: u64, conclusion: &str) {
+        self.set_run_status(run_id, "completed", Some(conclusion));
+    }
+
+    /// Any status (`queued`, `in_progress`, `completed`, ...) with its conclusion.
+    pub fn set_run_status(&self, run_id: u64, status: &str, conclusion: Option<&str>) {
+        assert_eq!(status == "completed", conclusion.is_some(), "a conclusion goes with `completed` only");
+        let mut s = self.state();
+        let run = s.runs.get_mut(&run_id).expect("a known run");
+        run.status = status.into();
+        run.conclusion = conclusion.map(str::to_string);
+        run.updated_at = chrono::Utc::now();
+    }
+
+    /// Re-runs a run: its attempt goes up and it is queued again. Jobs added from now on belong
+    /// to the new attempt; the earlier ones only show with `filter=all`.
+    pub fn rerun(&self, run_id: u64) {
+        let mut s = self.state();
+        let run = s.runs.get_mut(&run_id).expect("a known run");
+        run.run_attempt += 1;
+        run.status = "queued".into();
+        run.conclusion = None;
+        run.updated_at = chrono::Utc::now();
+    }
+
+    /// A completed job of the run's current attempt, with `conclusion` (`success`, `failure`,
+    /// `cancelled`, `timed_out`, `skipped`, ...) and its plain-text log; returns the job id.
+    pub fn add_job(&self, run_id: u64, name: &str, conclusion: &str, log_text: &str) -> u64 {
+        const CONCLUSIONS: [&str; 7] =
+            ["success", "failure", "neutral", "cancelled", "skipped", "timed_out", "action_required"];
+        assert!(CONCLUSIONS.contains(&conclusion), "'{conclusion}' is not a job conclusion GitHub knows");
+        let mut s = self.state();
+        let run = s.runs.get(&run_id).expect("a known run").clone();
+        let id = s.id();
+        let now = chrono::Utc::now();
+        s.jobs.insert(
+            id,
+            JobRecord {
+                id,
+                run_id,
+                repo: run.repo,
+                run_attempt: run.run_attempt,
+                name: name.into(),
+                status: "completed".into(),
+                conclusion: Some(conclusion.into()),
+                log: Some(log_text.as_bytes().to_vec()),
+                created_at: now,
+                completed_at: Some(now),
+            },
+        );
+        id
+    }
+
+    /// The logs of the run's jobs are gone (deleted, or past the repository's retention): their
+    /// downloads answer 410.
+    pub fn delete_job_logs(&self, run_id: u64) {
+        self.state().jobs.values_mut().filter(|j| j.run_id == run_id).for_each(|j| j.log = None);
+    }
+
+    /// An artifact of the run: a real zip archive of `files` (path, content), deflated, as
+    /// `actions/upload-artifact` makes them. Returns the artifact id.
+    pub fn add_artifact(&self, run_id: u64, name: &str, files: &[(&str, &[u8])]) -> u64 {
+        let zip = zip_of(files);
+        let mut s = self.state();
+        let run = s.runs.get(&run_id).expect("a known run").clone();
+        let id = s.id();
+        let now = chrono::Utc::now();
+        s.artifacts.insert(
+            id,
+            ArtifactRecord {
+                id,
+                run_id,
+                repo: run.repo,
+                name: name.into(),
+                zip,
+                expired: false,
+                created_at: now,
+                expires_at: now + chrono::Duration::days(90),
+            },
+        );
+        id
+    }
+
+    /// The artifact passes its retention: still listed, `expired: true`, and its download 410.
+    pub fn expire_artifact(&self, artifact_id: u64) {
+        let mut s = self.state();
+        let a = s.artifacts.get_mut(&artifact_id).expect("a known artifact");
+        a.expired = true;
+        a.expires_at = chrono::Utc::now() - chrono::Duration::seconds(1);
+    }
+
+    /// The exact bytes of an artifact's zip archive.
+    pub fn artifact_zip(&self, artifact_id: u64) -> Vec<u8> {
+        self.state().artifacts.get(&artifact_id).expect("a known artifact").zip.clone()
+    }
+
     /// A code the manifest flow's redirect would carry.
     pub fn add_manifest_code(&self, code: &str) {
         self.state().manifest_codes.insert(code.into());
@@ -306,6 +469,26 @@ impl FakeGitHub {
         self.state().pulls.iter().filter(|((r, _), _)| r == repo).map(|(_, p)| p.clone()).collect()
     }
 
+    /// The runs of a repository, oldest first.
+    pub fn runs(&self, repo: &str) -> Vec<RunRecord> {
+        self.state().runs.values().filter(|r| r.repo == repo).cloned().collect()
+    }
+
+    pub fn run(&self, run_id: u64) -> RunRecord {
+        self.state().runs.get(&run_id).expect("a known run").clone()
+    }
+
+    /// Requests that reached the blob host (artifact and log downloads after GitHub's 302).
+    pub fn blob_requests(&self) -> Vec<BlobRequest> {
+        self.state().blob_requests.clone()
+    }
+
+    /// Like [`blob_requests`](Self::blob_requests), and forgets them: a test that sent a
+    /// credential there on purpose claims it so the drop check stays quiet.
+    pub fn take_blob_requests(&self) -> Vec<BlobRequest> {
+        std::mem::take(&mut self.state().blob_requests)
+    }
+
     pub fn converted_apps(&self) -> Vec<ConvertedApp> {
         self.state().converted.clone()
     }
@@ -323,15 +506,83 @@ impl FakeGitHub {
 
 impl Drop for FakeGitHub {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        self.stop.cancel();
+        let (violations, leaked) = {
+            let mut s = self.shared.lock();
+            let leaked: Vec<String> = s
+                .blob_requests
+                .iter()
+                .filter(|r| r.authorization.is_some())
+                .map(|r| format!("  {} {}", r.method, r.path))
+                .collect();
+            (std::mem::take(&mut s.violations), leaked)
+        };
+        if std::thread::panicking() {
+            return;
         }
-        let violations = std::mem::take(&mut self.shared.lock().violations);
-        if !violations.is_empty() && !std::thread::panicking() {
+        if !violations.is_empty() {
             let list: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
             panic!("the fake GitHub sent answers that do not match GitHub's REST description:\n{}", list.join("\n"));
         }
+        if !leaked.is_empty() {
+            panic!(
+                "an Authorization header reached the blob host (another origin than GitHub's API):\n{}",
+                leaked.join("\n")
+            );
+        }
     }
+}
+
+/// What [`FakeGitHub::add_workflow_run`] creates; start from `Default` and set what matters:
+/// `WorkflowRunSpec { head_sha: sha.into(), conclusion: Some("failure".into()), ..Default::default() }`.
+#[derive(Debug, Clone)]
+pub struct WorkflowRunSpec {
+    /// The workflow file. Default `.github/workflows/ci.yml`.
+    pub path: String,
+    /// The workflow's `name:`. Default `CI`.
+    pub name: Option<String>,
+    /// Default `main`.
+    pub head_branch: Option<String>,
+    /// Default forty `a`s.
+    pub head_sha: String,
+    /// `owner/name` of a fork the head commit lives in; `None` (default): the repository itself.
+    pub head_repository: Option<String>,
+    /// Default `push`.
+    pub event: String,
+    /// Default `completed`.
+    pub status: String,
+    /// Default `success`; `None` unless `status` is `completed`.
+    pub conclusion: Option<String>,
+    /// Who started it. Default `alice`.
+    pub actor: String,
+}
+
+impl Default for WorkflowRunSpec {
+    fn default() -> Self {
+        WorkflowRunSpec {
+            path: ".github/workflows/ci.yml".into(),
+            name: Some("CI".into()),
+            head_branch: Some("main".into()),
+            head_sha: "a".repeat(40),
+            head_repository: None,
+            event: "push".into(),
+            status: "completed".into(),
+            conclusion: Some("success".into()),
+            actor: "alice".into(),
+        }
+    }
+}
+
+/// A zip archive of `files`, deflated.
+fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (path, content) in files {
+        writer.start_file(*path, options).expect("adding a file to the zip");
+        writer.write_all(content).expect("writing into the zip");
+    }
+    writer.finish().expect("finishing the zip").into_inner()
 }
 
 fn sha(seed: u64) -> String {
@@ -387,11 +638,18 @@ fn routes() -> Router<Arc<Shared>> {
         .route("/repos/{owner}/{repo}/issues/{issue_number}/reactions", post(react_issue))
         .route("/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", post(react_comment))
         .route("/repos/{owner}/{repo}/issues/{issue_number}/labels", post(add_issue_labels))
+        .route("/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}", delete(remove_issue_label))
         .route("/repos/{owner}/{repo}/labels", post(create_label))
         .route("/repos/{owner}/{repo}/labels/{name}", get(get_label))
         .route("/repos/{owner}/{repo}/pulls", get(list_pulls).post(create_pull))
         .route("/repos/{owner}/{repo}/pulls/{pull_number}", patch(update_pull))
         .route("/repos/{owner}/{repo}/collaborators/{username}/permission", get(get_permission))
+        .route("/repos/{owner}/{repo}/actions/runs", get(list_runs))
+        .route("/repos/{owner}/{repo}/actions/runs/{run_id}", get(get_run))
+        .route("/repos/{owner}/{repo}/actions/runs/{run_id}/artifacts", get(list_artifacts))
+        .route("/repos/{owner}/{repo}/actions/runs/{run_id}/jobs", get(list_jobs))
+        .route("/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}", get(download_artifact))
+        .route("/repos/{owner}/{repo}/actions/jobs/{job_id}/logs", get(download_job_logs))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "Not Found") })
 }
 
@@ -1046,4 +1304,245 @@ async fn get_permission(
     };
     let user = s.user(&username);
     ok(obj::collaborator_permission(&sh.base, &user, &role))
+}
+
+async fn remove_issue_label(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, number, name)): Path<(String, String, u64, String)>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    let Some(issue) = s.issues.get_mut(&(full.clone(), number)) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let before = issue.labels.len();
+    issue.labels.retain(|l| !l.eq_ignore_ascii_case(&name));
+    if issue.labels.len() == before {
+        return error(StatusCode::NOT_FOUND, "Label does not exist");
+    }
+    let left = issue.labels.clone();
+    if let Some(pull) = s.pulls.get_mut(&(full, number)) {
+        pull.labels.retain(|l| !l.eq_ignore_ascii_case(&name));
+    }
+    ok(Value::Array(left.iter().filter_map(|n| r.label(n)).map(|l| obj::label(&sh.base, &r, l)).collect()))
+}
+
+// ---- GitHub Actions ----
+
+/// The repository a run's head commit lives in: the repository itself, or a fork (made up
+/// from its name when the fake does not hold it).
+fn head_repo(s: &mut State, r: &RepoRecord, run: &RunRecord) -> RepoRecord {
+    let Some(fork) = &run.head_repository else { return r.clone() };
+    if let Some(known) = s.repos.get(fork) {
+        return known.clone();
+    }
+    let (owner, name) = fork.split_once('/').expect("a fork is owner/name");
+    let owner = s.user(owner);
+    let mut made_up = r.clone();
+    made_up.id = r.id + 1_000_000 + owner.id;
+    made_up.owner = owner;
+    made_up.name = name.into();
+    made_up.labels.clear();
+    made_up.roles.clear();
+    made_up
+}
+
+fn run_json(base: &str, s: &mut State, r: &RepoRecord, run: &RunRecord) -> Value {
+    let head = head_repo(s, r, run);
+    // The open pull requests whose head is the run's branch, as GitHub lists them.
+    let pulls: Vec<Value> = s
+        .pulls
+        .iter()
+        .filter(|((repo, _), p)| {
+            *repo == r.full_name()
+                && p.state == "open"
+                && run.head_repository.is_none()
+                && Some(&p.head) == run.head_branch.as_ref()
+        })
+        .map(|(_, p)| obj::pull_request_minimal(base, r, p))
+        .collect();
+    obj::workflow_run(base, r, &head, run, pulls)
+}
+
+/// One page of `items` as `{total_count, <key>: [...]}`, with GitHub's `Link` header.
+fn paged(base: &str, uri: &Uri, q: &HashMap<String, String>, key: &str, items: Vec<Value>) -> Response {
+    let per_page = q.get("per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(30).clamp(1, 100);
+    let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let total = items.len();
+    let pages = total.div_ceil(per_page).max(1);
+    let slice: Vec<Value> = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+    let mut response = ok(json!({ "total_count": total, key: slice }));
+    let link_to = |p: usize| {
+        let mut params: Vec<(&str, String)> =
+            q.iter().filter(|(k, _)| k.as_str() != "page").map(|(k, v)| (k.as_str(), v.clone())).collect();
+        params.sort();
+        params.push(("page", p.to_string()));
+        let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        format!("{base}{}?{query}", uri.path())
+    };
+    let mut links = Vec::new();
+    if page < pages {
+        links.push(format!("<{}>; rel=\"next\"", link_to(page + 1)));
+        links.push(format!("<{}>; rel=\"last\"", link_to(pages)));
+    }
+    if page > 1 {
+        links.push(format!("<{}>; rel=\"prev\"", link_to(page - 1)));
+        links.push(format!("<{}>; rel=\"first\"", link_to(1)));
+    }
+    if !links.is_empty() {
+        response.headers_mut().insert("link", HeaderValue::from_str(&links.join(", ")).unwrap());
+    }
+    response
+}
+
+async fn get_run(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, run_id)): Path<(String, String, u64)>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let Some(run) = s.runs.get(&run_id).filter(|run| run.repo == r.full_name()).cloned() else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    ok(run_json(&sh.base, &mut s, &r, &run))
+}
+
+async fn list_runs(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo)): Path<(String, String)>,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    let wanted = |key: &str, value: Option<&String>| q.get(key).is_none_or(|w| Some(w) == value);
+    let mut runs: Vec<RunRecord> = s
+        .runs
+        .values()
+        .filter(|run| run.repo == full)
+        .filter(|run| wanted("branch", run.head_branch.as_ref()))
+        .filter(|run| wanted("head_sha", Some(&run.head_sha)))
+        .filter(|run| wanted("event", Some(&run.event)))
+        .filter(|run| wanted("actor", Some(&run.actor.login)))
+        // `status` takes a status or a conclusion.
+        .filter(|run| q.get("status").is_none_or(|w| *w == run.status || Some(w) == run.conclusion.as_ref()))
+        .cloned()
+        .collect();
+    // Newest first (ids grow with creation).
+    runs.sort_by_key(|run| std::cmp::Reverse(run.id));
+    let items = runs.iter().map(|run| run_json(&sh.base, &mut s, &r, run)).collect();
+    paged(&sh.base, &uri, &q, "workflow_runs", items)
+}
+
+async fn list_artifacts(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, run_id)): Path<(String, String, u64)>,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let Some(run) = s.runs.get(&run_id).filter(|run| run.repo == r.full_name()) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let mut artifacts: Vec<&ArtifactRecord> =
+        s.artifacts.values().filter(|a| a.run_id == run_id && q.get("name").is_none_or(|n| *n == a.name)).collect();
+    if q.get("direction").map(String::as_str) != Some("asc") {
+        artifacts.reverse();
+    }
+    let items = artifacts.into_iter().map(|a| obj::artifact(&sh.base, &r, a, run)).collect();
+    paged(&sh.base, &uri, &q, "artifacts", items)
+}
+
+async fn list_jobs(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, run_id)): Path<(String, String, u64)>,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let Some(run) = s.runs.get(&run_id).filter(|run| run.repo == r.full_name()) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let latest_only = match q.get("filter").map(String::as_str) {
+        None | Some("latest") => true,
+        Some("all") => false,
+        Some(_) => return validation_failed("Job", "filter", "invalid"),
+    };
+    let items = s
+        .jobs
+        .values()
+        .filter(|j| j.run_id == run_id && (!latest_only || j.run_attempt == run.run_attempt))
+        .map(|j| obj::job(&sh.base, &r, j, run))
+        .collect();
+    paged(&sh.base, &uri, &q, "jobs", items)
+}
+
+/// A 302 to a new short-lived URL on the blob host that serves `blob`.
+fn redirect_to_blob(sh: &Shared, s: &mut State, blob: Blob) -> Response {
+    let key = format!("{:032x}", rand::random::<u128>());
+    s.blobs.insert(key.clone(), blob);
+    let expires = obj::time(&(chrono::Utc::now() + chrono::Duration::minutes(1)));
+    let location = format!("{}/blob/{key}?se={}&sig={:016x}", sh.blob_base, obj::seg(&expires), rand::random::<u64>());
+    let mut response = StatusCode::FOUND.into_response();
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).unwrap());
+    response
+}
+
+async fn download_artifact(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, artifact_id, format)): Path<(String, String, u64, String)>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let Some(a) = s.artifacts.get(&artifact_id).filter(|a| a.repo == r.full_name() && format == "zip").cloned() else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    if a.expired {
+        return error(StatusCode::GONE, "Artifact has expired");
+    }
+    redirect_to_blob(&sh, &mut s, Blob { content_type: "application/zip", body: a.zip })
+}
+
+async fn download_job_logs(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, job_id)): Path<(String, String, u64)>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let Some(job) = s.jobs.get(&job_id).filter(|j| j.repo == r.full_name()).cloned() else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let Some(log) = job.log else {
+        return error(StatusCode::GONE, "Gone");
+    };
+    redirect_to_blob(&sh, &mut s, Blob { content_type: "text/plain; charset=utf-8", body: log })
+}
+
+/// The blob host: no credentials wanted; whether one arrived anyway is recorded.
+async fn get_blob(AxState(sh): Shd, Path(key): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+    let mut s = sh.lock();
+    let blob = s.blobs.get(&key).cloned();
+    let response = match blob {
+        Some(blob) => ([(header::CONTENT_TYPE, blob.content_type)], blob.body).into_response(),
+        None => (StatusCode::NOT_FOUND, "BlobNotFound").into_response(),
+    };
+    s.blob_requests.push(BlobRequest {
+        at: Instant::now(),
+        method: "GET".into(),
+        path: uri.path().to_string(),
+        authorization: headers.get(header::AUTHORIZATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        status: response.status().as_u16(),
+    });
+    response
 }

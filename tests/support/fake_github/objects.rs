@@ -4,7 +4,10 @@
 //! optional ones the bot reads), with URLs under the fake's own address. The schema checker
 //! holds them to that.
 
-use super::state::{CommentRecord, IssueRecord, LabelRecord, PullRecord, ReactionRecord, RepoRecord, UserRecord};
+use super::state::{
+    ArtifactRecord, CommentRecord, IssueRecord, JobRecord, LabelRecord, PullRecord, ReactionRecord, RepoRecord,
+    RunRecord, UserRecord,
+};
 use serde_json::{Value, json};
 
 /// Percent-encodes one URL path segment (`name[bot]` → `name%5Bbot%5D`).
@@ -374,5 +377,141 @@ pub fn installation_token(token: &str, expires_at: &chrono::DateTime<chrono::Utc
         "expires_at": time(expires_at),
         "permissions": { "issues": "write", "pull_requests": "write", "contents": "write", "metadata": "read" },
         "repository_selection": "selected"
+    })
+}
+
+fn repo_api(base: &str, r: &RepoRecord) -> String {
+    format!("{base}/repos/{}/{}", seg(&r.owner.login), seg(&r.name))
+}
+
+fn repo_html(base: &str, r: &RepoRecord) -> String {
+    format!("{base}/{}/{}", seg(&r.owner.login), seg(&r.name))
+}
+
+/// Fits `pull-request-minimal`, as a workflow run lists the open pull requests of its head.
+pub fn pull_request_minimal(base: &str, r: &RepoRecord, p: &PullRecord) -> Value {
+    let repo = json!({ "id": r.id, "url": repo_api(base, r), "name": r.name });
+    json!({
+        "id": p.id,
+        "number": p.number,
+        "url": format!("{}/pulls/{}", repo_api(base, r), p.number),
+        "head": { "ref": p.head, "sha": p.head_sha, "repo": repo },
+        "base": { "ref": p.base, "sha": p.base_sha, "repo": repo }
+    })
+}
+
+/// `workflow-run`. `head` is the repository the head commit lives in (a fork, or `r` itself).
+pub fn workflow_run(base: &str, r: &RepoRecord, head: &RepoRecord, run: &RunRecord, pulls: Vec<Value>) -> Value {
+    let api = format!("{}/actions/runs/{}", repo_api(base, r), run.id);
+    let check_suite_id = run.id + 500_000;
+    let created = time(&run.created_at);
+    let author = json!({ "name": run.actor.login, "email": format!("{}@users.noreply.fake.invalid", run.actor.id) });
+    json!({
+        "id": run.id,
+        "name": run.name,
+        "node_id": format!("WFR_{}", run.id),
+        "check_suite_id": check_suite_id,
+        "check_suite_node_id": format!("CS_{check_suite_id}"),
+        "head_branch": run.head_branch,
+        "head_sha": run.head_sha,
+        "path": run.path,
+        "display_title": run.name.clone().unwrap_or_else(|| run.path.clone()),
+        "run_number": run.run_number,
+        "run_attempt": run.run_attempt,
+        "referenced_workflows": [],
+        "event": run.event,
+        "status": run.status,
+        "conclusion": run.conclusion,
+        "workflow_id": run.workflow_id,
+        "url": api,
+        "html_url": format!("{}/actions/runs/{}", repo_html(base, r), run.id),
+        "pull_requests": pulls,
+        "created_at": created,
+        "updated_at": time(&run.updated_at),
+        "actor": simple_user(base, &run.actor),
+        "triggering_actor": simple_user(base, &run.actor),
+        "run_started_at": created,
+        "jobs_url": format!("{api}/jobs"),
+        "logs_url": format!("{api}/logs"),
+        "check_suite_url": format!("{}/check-suites/{check_suite_id}", repo_api(base, r)),
+        "artifacts_url": format!("{api}/artifacts"),
+        "cancel_url": format!("{api}/cancel"),
+        "rerun_url": format!("{api}/rerun"),
+        "previous_attempt_url": (run.run_attempt > 1).then(|| format!("{api}/attempts/{}", run.run_attempt - 1)),
+        "workflow_url": format!("{}/actions/workflows/{}", repo_api(base, r), run.workflow_id),
+        "head_commit": {
+            "id": run.head_sha,
+            "tree_id": format!("{:0>40}", &run.head_sha[..run.head_sha.len().min(20)]),
+            "message": "a commit",
+            "timestamp": created,
+            "author": author,
+            "committer": author
+        },
+        "repository": repository(base, r),
+        "head_repository": repository(base, head),
+        "head_repository_id": head.id
+    })
+}
+
+/// `artifact`.
+pub fn artifact(base: &str, r: &RepoRecord, a: &ArtifactRecord, run: &RunRecord) -> Value {
+    use sha2::Digest;
+    let url = format!("{}/actions/artifacts/{}", repo_api(base, r), a.id);
+    let mut workflow_run =
+        json!({ "id": run.id, "repository_id": r.id, "head_repository_id": r.id, "head_sha": run.head_sha });
+    if let Some(branch) = &run.head_branch {
+        workflow_run["head_branch"] = json!(branch);
+    }
+    json!({
+        "id": a.id,
+        "node_id": format!("ART_{}", a.id),
+        "name": a.name,
+        "size_in_bytes": a.zip.len(),
+        "url": url,
+        "archive_download_url": format!("{url}/zip"),
+        "expired": a.expired,
+        "created_at": time(&a.created_at),
+        "expires_at": time(&a.expires_at),
+        "updated_at": time(&a.created_at),
+        "digest": format!("sha256:{}", hex::encode(sha2::Sha256::digest(&a.zip))),
+        "workflow_run": workflow_run
+    })
+}
+
+/// `job`.
+pub fn job(base: &str, r: &RepoRecord, j: &JobRecord, run: &RunRecord) -> Value {
+    let created = time(&j.created_at);
+    let completed = j.completed_at.as_ref().map(time);
+    json!({
+        "id": j.id,
+        "run_id": run.id,
+        "run_url": format!("{}/actions/runs/{}", repo_api(base, r), run.id),
+        "run_attempt": j.run_attempt,
+        "node_id": format!("CR_{}", j.id),
+        "head_sha": run.head_sha,
+        "url": format!("{}/actions/jobs/{}", repo_api(base, r), j.id),
+        "html_url": format!("{}/actions/runs/{}/job/{}", repo_html(base, r), run.id, j.id),
+        "status": j.status,
+        "conclusion": j.conclusion,
+        "created_at": created,
+        "started_at": created,
+        "completed_at": completed,
+        "name": j.name,
+        "steps": [{
+            "name": "Run the tests",
+            "status": if j.status == "completed" { "completed" } else { "in_progress" },
+            "conclusion": j.conclusion,
+            "number": 1,
+            "started_at": created,
+            "completed_at": completed
+        }],
+        "check_run_url": format!("{}/check-runs/{}", repo_api(base, r), j.id),
+        "labels": ["ubuntu-latest"],
+        "runner_id": 1,
+        "runner_name": "GitHub Actions 1",
+        "runner_group_id": 2,
+        "runner_group_name": "GitHub Actions",
+        "workflow_name": run.name,
+        "head_branch": run.head_branch
     })
 }

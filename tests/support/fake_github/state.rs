@@ -108,6 +108,77 @@ pub struct PullRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A GitHub Actions workflow run.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub id: u64,
+    pub repo: String,
+    pub workflow_id: u64,
+    pub run_number: u64,
+    /// `.github/workflows/<file>`.
+    pub path: String,
+    pub name: Option<String>,
+    pub head_branch: Option<String>,
+    pub head_sha: String,
+    /// `owner/name` of the fork the head commit lives in; `None`: the repository itself.
+    pub head_repository: Option<String>,
+    pub event: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub run_attempt: u32,
+    pub actor: UserRecord,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One job of a run, with its log.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub id: u64,
+    pub run_id: u64,
+    pub repo: String,
+    /// The attempt of the run it belongs to.
+    pub run_attempt: u32,
+    pub name: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    /// `None`: deleted or past retention (the download answers 410).
+    pub log: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// An artifact a run uploaded: a real zip archive.
+#[derive(Debug, Clone)]
+pub struct ArtifactRecord {
+    pub id: u64,
+    pub run_id: u64,
+    pub repo: String,
+    pub name: String,
+    pub zip: Vec<u8>,
+    pub expired: bool,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a short-lived download URL serves.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// A request that reached the blob host (where artifact and log downloads are redirected).
+#[derive(Debug, Clone)]
+pub struct BlobRequest {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    /// The `Authorization` header, if one arrived: it never should.
+    pub authorization: Option<String>,
+    pub status: u16,
+}
+
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
     pub installation_id: u64,
@@ -197,6 +268,14 @@ pub struct State {
     pub comments: BTreeMap<u64, CommentRecord>,
     pub reactions: Vec<ReactionRecord>,
     pub pulls: BTreeMap<(String, u64), PullRecord>,
+    pub runs: BTreeMap<u64, RunRecord>,
+    /// `(repo, path)` → workflow id.
+    pub workflows: BTreeMap<(String, String), u64>,
+    pub jobs: BTreeMap<u64, JobRecord>,
+    pub artifacts: BTreeMap<u64, ArtifactRecord>,
+    /// Key in the blob URL → content.
+    pub blobs: HashMap<String, Blob>,
+    pub blob_requests: Vec<BlobRequest>,
     pub manifest_codes: BTreeSet<String>,
     pub converted: Vec<ConvertedApp>,
     pub faults: VecDeque<PendingFault>,
@@ -225,6 +304,12 @@ impl State {
             comments: BTreeMap::new(),
             reactions: Vec::new(),
             pulls: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            workflows: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            artifacts: BTreeMap::new(),
+            blobs: HashMap::new(),
+            blob_requests: Vec::new(),
             manifest_codes: BTreeSet::new(),
             converted: Vec::new(),
             faults: VecDeque::new(),

@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use support::fake_github::{APP_ID, APP_SLUG, FakeGitHub};
+use support::fake_github::{APP_ID, APP_SLUG, FakeGitHub, WorkflowRunSpec};
 use support::files::FileServer;
 use support::repo::BareRepo;
 use tokio_util::sync::CancellationToken;
@@ -503,4 +503,96 @@ async fn a_cancel_without_write_access_stops_nothing() {
     assert_eq!(app.status(issue).1.phase, Phase::PrOpened);
     let refusals = app.fake.comments(REPO, issue).into_iter().filter(|c| c.body.contains("only people with write access")).count();
     assert_eq!(refusals, 1);
+}
+
+/// The learning loop through webhooks: a connector PR whose spec tests fail in CI gets an
+/// analysis comment and an improvement PR (the report read from a real zip artifact, downloaded
+/// through a redirect to another host without the token); a green run after that relabels the
+/// PR; runs on the factory's own branches start nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_ci_run_becomes_an_analysis_and_an_improvement_pr() {
+    let app = App::start().await;
+    let (_, event) = app.open_issue(&app.body, "maya");
+    assert_eq!(app.deliver("issues", &event).await, StatusCode::ACCEPTED);
+    app.settle(1).await;
+    let pr = app.assert_one_pr();
+
+    // The connector as CI sees it: its clients schema claims integer ids (the bot pushed it).
+    let implementation = "registry/tidepool-bookings/v1/connector-factory/python/default";
+    let schema_path = format!("{implementation}/schemas/clients.json");
+    let mut schema: Value = serde_json::from_str(&app.bare.read(BRANCH, &schema_path).unwrap()).unwrap();
+    schema["properties"]["id"] = json!({"type": "integer"});
+    let bad = serde_json::to_string_pretty(&schema).unwrap();
+    let tip = app
+        .bare
+        .commit(BRANCH, &[(schema_path.as_str(), bad.as_bytes())], &[], (&app.identity.name, &app.identity.email), "Generated")
+        .to_string();
+    let checkout = app._tmp.path().join("ci-checkout");
+    git2::build::RepoBuilder::new().branch(BRANCH).clone(&app.bare.url(), &checkout).unwrap();
+    let loaded = connector_factory::spectest::load_implementation(&checkout.join(implementation)).unwrap();
+    let only = SuiteOptions { only: vec!["schema".into()], ..SuiteOptions::default() };
+    let report = connector_factory::spectest::SpecReport::new(vec![
+        connector_factory::spectest::run_implementation(&loaded, implementation, &only).await.unwrap(),
+    ]);
+    assert!(!report.passed);
+
+    let spec_run = |conclusion: &str, sha: &str, branch: &str| WorkflowRunSpec {
+        path: ".github/workflows/spec-tests.yml".into(),
+        name: Some("spec-tests".into()),
+        head_branch: Some(branch.into()),
+        head_sha: sha.into(),
+        event: "pull_request".into(),
+        conclusion: Some(conclusion.into()),
+        ..WorkflowRunSpec::default()
+    };
+    let run_event = |id: u64, conclusion: &str, sha: &str, branch: &str| {
+        json!({
+            "action": "completed",
+            "workflow_run": {
+                "id": id, "name": "spec-tests", "head_branch": branch, "head_sha": sha,
+                "status": "completed", "conclusion": conclusion, "event": "pull_request",
+                "path": ".github/workflows/spec-tests.yml", "run_attempt": 1,
+                "html_url": format!("https://github.com/{REPO}/actions/runs/{id}"),
+                "pull_requests": [],
+            },
+            "repository": repository_json(),
+            "sender": {"login": format!("{APP_SLUG}[bot]"), "id": 9, "type": "Bot"},
+            "installation": {"id": INSTALLATION},
+        })
+    };
+    app.fake.add_workflow_run(REPO, WorkflowRunSpec::default()); // main is green
+    let failed = app.fake.add_workflow_run(REPO, spec_run("failure", &tip, BRANCH));
+    app.fake.add_artifact(failed, "spec-report", &[("report.json", &serde_json::to_vec(&report).unwrap())]);
+    assert_eq!(app.deliver("workflow_run", &run_event(failed, "failure", &tip, BRANCH)).await, StatusCode::ACCEPTED);
+    let jobs = app.settle(2).await;
+    let ci = jobs.iter().find(|j| j.kind == JobKind::CiFinished).unwrap();
+    assert_eq!(ci.state, JobState::Succeeded, "{ci:#?}");
+    assert_eq!(ci.result.as_ref().unwrap()["verdict"], "analysed", "{ci:#?}");
+
+    let analysis: Vec<String> =
+        app.bot_comments(pr).into_iter().filter(|b| b.contains("<!-- factory-analysis:")).collect();
+    assert_eq!(analysis.len(), 1, "{analysis:#?}");
+    assert!(analysis[0].contains("schema.records_valid") && analysis[0].contains("skills/connector-building/SKILL.md"));
+    assert!(analysis[0].contains("No automatic fix: no LLM is configured"), "{}", analysis[0]);
+    assert!(app.fake.issue_labels(REPO, pr).contains(&"spec-tests-failed".to_string()));
+    let improvement: Vec<_> = app.fake.pulls(REPO).into_iter().filter(|p| p.head == "factory/improve-schema").collect();
+    assert_eq!(improvement.len(), 1);
+    assert!(improvement[0].draft);
+    assert!(app.fake.issue_labels(REPO, improvement[0].number).contains(&"factory-improvement".to_string()));
+    let skill = app.bare.read("factory/improve-schema", "skills/connector-building/SKILL.md").unwrap();
+    assert!(skill.contains(&format!("- `schema.records_valid` (tidepool-bookings/v1): evidence:")), "{skill}");
+    assert!(!app.fake.blob_requests().is_empty(), "the artifact came through the blob host");
+    assert!(app.fake.blob_requests().iter().all(|b| b.authorization.is_none()), "no token to the blob host");
+
+    // The factory's own branch: ignored at the door.
+    let own = app.fake.add_workflow_run(REPO, spec_run("failure", &tip, "factory/improve-schema"));
+    assert_eq!(app.deliver("workflow_run", &run_event(own, "failure", &tip, "factory/improve-schema")).await, StatusCode::ACCEPTED);
+    // A green run on the connector branch.
+    let green = app.fake.add_workflow_run(REPO, spec_run("success", &tip, BRANCH));
+    assert_eq!(app.deliver("workflow_run", &run_event(green, "success", &tip, BRANCH)).await, StatusCode::ACCEPTED);
+    let jobs = app.settle(3).await;
+    assert_eq!(jobs.len(), 3, "the factory/* run made no job: {jobs:#?}");
+    let labels = app.fake.issue_labels(REPO, pr);
+    assert!(labels.contains(&"spec-tests-passed".to_string()) && !labels.contains(&"spec-tests-failed".to_string()), "{labels:?}");
+    assert_eq!(app.fake.pulls(REPO).len(), 2, "still one connector PR and one improvement PR");
 }

@@ -279,7 +279,8 @@ fn workflow_run(e: &WorkflowRunEvent, delivery: &str) -> Route {
     let run = &e.workflow_run;
     let branch = run.head_branch.as_deref().unwrap_or_default();
     let path = run.path.as_deref().or(e.workflow.as_ref().and_then(|w| w.path.as_deref()));
-    let is = |file: &str| path.is_some_and(|p| p.rsplit('/').next() == Some(file));
+    // `.github/workflows/x.yml`, or `owner/repo/.github/workflows/x.yml@ref` as GitHub also writes it.
+    let is = |file: &str| path.is_some_and(|p| p.split('@').next().unwrap_or(p).rsplit('/').next() == Some(file));
     if branch.starts_with(IMPROVEMENT_BRANCH_PREFIX) {
         // Only the regression guard's result is reported there; nothing is analysed or built.
         if !is(REGRESSION_WORKFLOW) {

@@ -143,7 +143,10 @@ impl CiOutcome {
     }
 }
 
+/// `spec-tests.yml` from `.github/workflows/spec-tests.yml` (or GitHub's
+/// `owner/repo/.github/workflows/spec-tests.yml@main` form).
 fn file_name(path: &str) -> &str {
+    let path = path.split('@').next().unwrap_or(path);
     path.rsplit('/').next().unwrap_or(path)
 }
 
@@ -399,8 +402,11 @@ async fn base_is_green(platform: &dyn Platform) -> Result<Result<(), String>> {
         return Ok(Err(format!("the base branch `{base}` has no CI runs to show it is green")));
     }
     let mut seen = std::collections::BTreeSet::new();
-    for r in runs.iter().filter(|r| r.head_branch.as_deref() == Some(base.as_str()) || r.head_branch.is_none()) {
-        if !seen.insert(r.path.clone()) {
+    let repo = platform.repository();
+    // `branch=` also matches a fork's branch of the same name: only this repository's runs count.
+    let own = |r: &&WorkflowRun| r.head_repository.as_deref().is_none_or(|h| h.eq_ignore_ascii_case(&repo));
+    for r in runs.iter().filter(own).filter(|r| r.head_branch.as_deref() == Some(base.as_str()) || r.head_branch.is_none()) {
+        if !seen.insert(file_name(&r.path).to_string()) {
             continue;
         }
         if !r.succeeded() {

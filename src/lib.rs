@@ -4,6 +4,7 @@
 //! for what a generated connector must do.
 
 pub mod agent;
+pub mod batch;
 pub mod openapi;
 pub mod registry;
 pub mod scaffold;

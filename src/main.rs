@@ -3,7 +3,7 @@
 //! so this file stays a table of contents.
 
 use clap::{Parser, Subcommand};
-use connector_factory::{agent, openapi, pipeline, scaffold, server, setup, spectest, validate};
+use connector_factory::{agent, batch, openapi, pipeline, scaffold, server, setup, spectest, validate};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -18,6 +18,9 @@ enum Command {
     /// Run the app's pipeline on a local repository: a request file in, a connector branch and
     /// the pull request it would open out.
     Run(pipeline::run::RunArgs),
+    /// Build many requests at once on the local platform: durable, resumable, with progress and
+    /// a summary table.
+    Batch(batch::BatchArgs),
     /// Materialize a scaffold JSON file into a folder (or pack a template tree into one).
     Scaffold(scaffold::cli::ScaffoldArgs),
     /// Check connector implementations against the registry's schemas and layout.
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => pipeline::run::run(args),
+        Command::Batch(args) => batch::run(args),
         Command::Scaffold(args) => scaffold::cli::run(args),
         Command::Validate(args) => validate::run(args),
         Command::SpecTest(args) => spectest::run(args),

@@ -125,6 +125,8 @@ pub struct Outcome {
     /// Every local check passed (validation and spec tests).
     pub checks_passed: Option<bool>,
     pub status_comment: Option<u64>,
+    /// Tokens and cost, when an LLM wrote the connector.
+    pub usage: Option<super::status::Usage>,
 }
 
 impl Outcome {
@@ -140,6 +142,7 @@ impl Outcome {
             pr_body: None,
             checks_passed: None,
             status_comment: None,
+            usage: None,
         }
     }
 
@@ -432,6 +435,7 @@ async fn build(
         t.ctl.until_cancelled(produce_connector(&input, cfg)).await?.map_err(failed(Phase::Generating))?;
     t.status.agent = Some(produced.agent.clone());
     t.status.usage = produced.usage;
+    out.usage = produced.usage;
     t.status.transcript = produced.transcript.clone();
     let impl_dir = produced.impl_dir.clone();
     let impl_rel = impl_dir.strip_prefix(ws.root()).map(Path::to_path_buf).map_err(|_| Stop::Failed {

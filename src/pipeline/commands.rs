@@ -120,6 +120,7 @@ pub async fn status(platform: &dyn Platform, store: &Arc<dyn Store>, job: &Job) 
             repository: Some(job.repository.clone()),
             issue_number: i64::try_from(n).ok(),
             limit: Some(1),
+            before: None,
         };
         jobs.extend(store.list_jobs(&filter).await?);
     }

@@ -127,6 +127,12 @@ pub struct Outcome {
     pub status_comment: Option<u64>,
     /// Tokens and cost, when an LLM wrote the connector.
     pub usage: Option<super::status::Usage>,
+    /// Who wrote the connector.
+    pub agent: Option<String>,
+    /// The LLM session's transcript (Markdown, redacted as it was recorded).
+    pub transcript: Option<String>,
+    /// The local spec tests' report.
+    pub spec_report: Option<SpecReport>,
 }
 
 impl Outcome {
@@ -143,6 +149,9 @@ impl Outcome {
             checks_passed: None,
             status_comment: None,
             usage: None,
+            agent: None,
+            transcript: None,
+            spec_report: None,
         }
     }
 
@@ -436,6 +445,8 @@ async fn build(
     t.status.agent = Some(produced.agent.clone());
     t.status.usage = produced.usage;
     out.usage = produced.usage;
+    out.agent = Some(produced.agent.clone());
+    out.transcript = produced.transcript.clone();
     t.status.transcript = produced.transcript.clone();
     let impl_dir = produced.impl_dir.clone();
     let impl_rel = impl_dir.strip_prefix(ws.root()).map(Path::to_path_buf).map_err(|_| Stop::Failed {
@@ -459,6 +470,7 @@ async fn build(
 
     t.set(Phase::SpecTests).await;
     let spec = t.ctl.until_cancelled(spec_tests(&impl_dir, &impl_rel, &cfg.spec_tests)).await?;
+    out.spec_report = spec.as_ref().ok().cloned();
     t.status.spec_summary = Some(match &spec {
         Ok(r) => {
             let (passed, failed, skipped) = r.implementations.iter().fold((0, 0, 0), |acc, i| {

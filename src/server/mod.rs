@@ -1,5 +1,6 @@
 //! The GitHub App's HTTP side: the webhook intake and a health check, on axum.
 
+pub mod dashboard;
 pub mod dispatch;
 pub mod serve;
 pub mod webhook;

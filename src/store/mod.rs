@@ -301,6 +301,8 @@ pub struct JobFilter {
     pub issue_number: Option<i64>,
     /// At most this many, newest first; `None` means 100.
     pub limit: Option<u32>,
+    /// Only jobs older than this one (the next page of a listing).
+    pub before: Option<JobId>,
 }
 
 /// A webhook delivery, verified and about to be persisted.
@@ -420,6 +422,17 @@ pub trait Store: Send + Sync + 'static {
     /// Marks the queued and running generate / retry / ci_finished jobs of one issue as
     /// cancelled by job `by` (an authorised cancel). Running ones stop at their next heartbeat.
     async fn cancel_active(&self, repository: &str, issue_number: i64, by: JobId) -> Result<Vec<Replaced>>;
+
+    /// How many jobs are in each state (states without jobs left out). The default reads every
+    /// job; backends answer it with one aggregate query.
+    async fn job_counts(&self) -> Result<Vec<(JobState, u64)>> {
+        let jobs = self.list_jobs(&JobFilter { limit: Some(u32::MAX), ..JobFilter::default() }).await?;
+        Ok(JobState::ALL
+            .into_iter()
+            .map(|s| (s, jobs.iter().filter(|j| j.state == s).count() as u64))
+            .filter(|(_, n)| *n > 0)
+            .collect())
+    }
 
     /// How many entries match.
     async fn ledger_count(&self, query: &LedgerQuery) -> Result<u32>;

@@ -50,6 +50,43 @@ impl fmt::Display for Secret {
     }
 }
 
+/// The store's URL. A Postgres URL may carry a password, so it prints with the password replaced
+/// by `***` (see [`crate::store::redact_database_url`]); it derefs to the URL itself for opening
+/// the store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<&str> for DatabaseUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", crate::store::redact_database_url(&self.0))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::store::redact_database_url(&self.0))
+    }
+}
+
 /// One setting: its environment variable, its key in `factory.toml`, and what it is.
 pub struct SettingDef {
     pub env: &'static str,
@@ -149,7 +186,7 @@ pub struct Settings {
     pub private_key: Option<Secret>,
     pub webhook_secret: Option<Secret>,
     pub api_url: String,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub bind: SocketAddr,
     pub concurrency: usize,
     pub job_timeout: Duration,
@@ -323,13 +360,22 @@ impl Settings {
         }
         let api_url = api_url.trim_end_matches('/').to_string();
 
-        let database_url = src.get(&DATABASE_URL).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
-        if !database_url.starts_with("sqlite:") {
-            let scheme = database_url.split(':').next().unwrap_or_default();
-            problems.push(problem(
-                &DATABASE_URL,
-                format!("only sqlite:// URLs are supported so far, got a '{scheme}:' URL"),
-            ));
+        let database_url = DatabaseUrl::new(src.get(&DATABASE_URL).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()));
+        // Messages name the scheme or the redacted URL only: a Postgres URL may carry a password.
+        match crate::store::Backend::of(&database_url) {
+            Some(crate::store::Backend::Sqlite) => {}
+            Some(crate::store::Backend::Postgres) => {
+                if let Err(e) = url::Url::parse(&database_url) {
+                    problems.push(problem(&DATABASE_URL, format!("not a valid Postgres URL ({database_url}): {e}")));
+                }
+            }
+            None => {
+                let scheme = database_url.split(':').next().unwrap_or_default();
+                problems.push(problem(
+                    &DATABASE_URL,
+                    format!("expected a sqlite://, postgres:// or postgresql:// URL, got a '{scheme}:' URL"),
+                ));
+            }
         }
 
         let bind_raw = src.get(&BIND).unwrap_or_else(|| DEFAULT_BIND.to_string());
@@ -442,6 +488,25 @@ mod tests {
         assert_eq!(format!("{s} {s:?}"), "*** ***");
         let settings = Settings::load(&Source::new(env(&[("GITHUB_WEBHOOK_SECRET", "hunter2")]), None));
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn database_urls_postgres_accepted_and_passwords_never_print() {
+        let url = "postgres://factory:hunter2@db.internal:5432/factory";
+        let s = Settings::load(&Source::new(env(&[("FACTORY_DATABASE_URL", url)]), None));
+        assert!(s.problems().is_empty(), "{:?}", s.problems());
+        assert_eq!(&*s.database_url, url, "the store gets the URL itself");
+        assert!(!format!("{s:?} {}", s.database_url).contains("hunter2"));
+        assert!(format!("{}", s.database_url).contains("factory:***@db.internal"));
+        let s = Settings::load(&Source::new(env(&[("FACTORY_DATABASE_URL", "postgresql://h/db")]), None));
+        assert!(s.problems().is_empty(), "{:?}", s.problems());
+
+        let s = Settings::load(&Source::new(env(&[("FACTORY_DATABASE_URL", "postgres://u:hunter2@h:nope/db")]), None));
+        let shown = format!("{:?}", s.problems());
+        assert!(shown.contains("not a valid Postgres URL") && !shown.contains("hunter2"), "{shown}");
+        let s = Settings::load(&Source::new(env(&[("FACTORY_DATABASE_URL", "mysql://u:hunter2@h/db")]), None));
+        let shown = format!("{:?}", s.problems());
+        assert!(shown.contains("'mysql:'") && !shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

@@ -1,15 +1,30 @@
-//! The SQLite store: persistence across restarts, enqueue and supersession, claims and leases.
+//! The store on every backend (SQLite, and Postgres when `FACTORY_TEST_POSTGRES_URL` is set; see
+//! `store_backends`): persistence across restarts, enqueue and supersession, claims and leases;
+//! and, for Postgres, several replicas on one database.
+
+#[macro_use]
+mod store_backends;
 
 use chrono::Utc;
-use connector_factory::store::{
-    Enqueued, Finish, Intake, JobFilter, JobKind, JobState, NewEvent, NewJob, SqliteStore, Store,
-};
+use connector_factory::store::{Enqueued, Finish, Intake, JobFilter, JobKind, JobState, NewEvent, NewJob};
 use serde_json::json;
+use std::collections::BTreeSet;
 use std::time::Duration;
+use store_backends::TestDb;
 
-fn db_url(dir: &tempfile::TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("nested/folder/factory.db").display())
-}
+on_every_backend!(
+    creates_the_database_and_survives_a_restart,
+    a_new_job_supersedes_the_active_ones_for_the_same_issue,
+    status_disturbs_nothing_and_ci_results_do_not_stop_a_generation,
+    only_if_first_skips_a_second_generate,
+    claim_takes_the_oldest_and_hands_each_job_out_once,
+    an_expired_lease_makes_a_running_job_claimable_again,
+    heartbeats_keep_the_lease,
+    a_job_that_keeps_killing_its_worker_is_failed_after_max_attempts,
+    release_puts_the_job_back_without_counting_the_attempt,
+    route_event_enqueues_and_marks_routed_once,
+    list_jobs_filters,
+);
 
 fn job(kind: JobKind, issue: i64) -> NewJob {
     NewJob::new(kind, "acme/connectors", Some(issue), json!({ "issue": issue })).installation(Some(7))
@@ -27,20 +42,20 @@ fn event(delivery: &str) -> NewEvent {
     }
 }
 
-#[tokio::test]
-async fn creates_the_database_and_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = db_url(&dir);
+async fn creates_the_database_and_survives_a_restart(db: &TestDb) {
     let (event_id, job_id) = {
-        let store = SqliteStore::connect(&url).await.unwrap();
+        let store = db.open().await;
         let Intake::Recorded(event_id) = store.record_event(&event("d-1")).await.unwrap() else { panic!() };
         let id = store.enqueue(&job(JobKind::Generate, 1)).await.unwrap().job_id();
-        store.pool().close().await;
+        db.close_all().await;
         (event_id, id)
     };
-    assert!(dir.path().join("nested/folder/factory.db").is_file());
+    if let Some(file) = db.sqlite_file() {
+        assert!(file.is_file());
+    }
 
-    let store = SqliteStore::connect(&url).await.unwrap();
+    // Migrating an up-to-date database again is a no-op.
+    let store = db.open().await;
     let stored = store.get_event(event_id).await.unwrap().unwrap();
     assert_eq!(stored.delivery_id, "d-1");
     assert_eq!(stored.repository.as_deref(), Some("acme/connectors"));
@@ -53,10 +68,8 @@ async fn creates_the_database_and_survives_a_restart() {
     assert_eq!(store.delivery("d-1").await.unwrap().unwrap().redeliveries, 1);
 }
 
-#[tokio::test]
-async fn a_new_job_supersedes_the_active_ones_for_the_same_issue() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+async fn a_new_job_supersedes_the_active_ones_for_the_same_issue(db: &TestDb) {
+    let store = db.open().await;
     let first = store.enqueue(&job(JobKind::Generate, 1)).await.unwrap().job_id();
     let other_issue = store.enqueue(&job(JobKind::Generate, 2)).await.unwrap().job_id();
     let claimed = store.claim("w", Duration::from_secs(60)).await.unwrap().unwrap();
@@ -96,10 +109,8 @@ async fn a_new_job_supersedes_the_active_ones_for_the_same_issue() {
     assert_eq!(store.get_job(other_issue).await.unwrap().unwrap().state, JobState::Queued, "other issues untouched");
 }
 
-#[tokio::test]
-async fn status_disturbs_nothing_and_ci_results_do_not_stop_a_generation() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+async fn status_disturbs_nothing_and_ci_results_do_not_stop_a_generation(db: &TestDb) {
+    let store = db.open().await;
     let generate = store.enqueue(&job(JobKind::Generate, 5)).await.unwrap().job_id();
     let Enqueued::Created { replaced, .. } = store.enqueue(&job(JobKind::Status, 5)).await.unwrap() else { panic!() };
     assert!(replaced.is_empty());
@@ -113,20 +124,16 @@ async fn status_disturbs_nothing_and_ci_results_do_not_stop_a_generation() {
     assert_eq!(replaced.len(), 2, "a retry replaces the generation and the pending CI analysis: {replaced:?}");
 }
 
-#[tokio::test]
-async fn only_if_first_skips_a_second_generate() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+async fn only_if_first_skips_a_second_generate(db: &TestDb) {
+    let store = db.open().await;
     let first = store.enqueue(&job(JobKind::Generate, 3).only_if_first()).await.unwrap();
     let second = store.enqueue(&job(JobKind::Generate, 3).only_if_first()).await.unwrap();
     assert_eq!(second, Enqueued::Skipped { existing: first.job_id() });
     assert_eq!(store.list_jobs(&JobFilter::default()).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn claim_takes_the_oldest_and_hands_each_job_out_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+async fn claim_takes_the_oldest_and_hands_each_job_out_once(db: &TestDb) {
+    let store = db.open().await;
     let ids: Vec<_> = [1, 2, 3].iter().map(|i| job(JobKind::Generate, *i)).collect();
     let mut enqueued = Vec::new();
     for j in &ids {
@@ -152,16 +159,15 @@ async fn claim_takes_the_oldest_and_hands_each_job_out_once() {
     assert!(store.claim("late", Duration::from_secs(60)).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn an_expired_lease_makes_a_running_job_claimable_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+async fn an_expired_lease_makes_a_running_job_claimable_again(db: &TestDb) {
+    let store = db.open().await;
     let id = store.enqueue(&job(JobKind::Generate, 1)).await.unwrap().job_id();
-    let first = store.claim("crashed", Duration::from_millis(150)).await.unwrap().unwrap();
+    // Leases long enough for a busy machine to make the next two calls inside them.
+    let first = store.claim("crashed", Duration::from_millis(800)).await.unwrap().unwrap();
     assert!(store.set_phase(&first.lease, "agent").await.unwrap());
     assert!(store.claim("other", Duration::from_secs(60)).await.unwrap().is_none(), "lease still valid");
 
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let second = store.claim("other", Duration::from_secs(60)).await.unwrap().unwrap();
     assert_eq!(second.job.id, id);
     assert_eq!(second.job.attempts, 2);
@@ -180,23 +186,20 @@ async fn an_expired_lease_makes_a_running_job_claimable_again() {
     assert!(done.lease_until.is_none());
 }
 
-#[tokio::test]
-async fn heartbeats_keep_the_lease() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+async fn heartbeats_keep_the_lease(db: &TestDb) {
+    let store = db.open().await;
     store.enqueue(&job(JobKind::Generate, 1)).await.unwrap();
-    let c = store.claim("w", Duration::from_millis(200)).await.unwrap().unwrap();
+    // Four beats span twice the lease; each leaves a busy machine 400 ms of slack.
+    let c = store.claim("w", Duration::from_millis(600)).await.unwrap().unwrap();
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(store.heartbeat(&c.lease, Duration::from_millis(200)).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(store.heartbeat(&c.lease, Duration::from_millis(600)).await.unwrap());
         assert!(store.claim("thief", Duration::from_secs(1)).await.unwrap().is_none());
     }
 }
 
-#[tokio::test]
-async fn a_job_that_keeps_killing_its_worker_is_failed_after_max_attempts() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap().with_max_attempts(2);
+async fn a_job_that_keeps_killing_its_worker_is_failed_after_max_attempts(db: &TestDb) {
+    let store = db.open_with_max_attempts(2).await;
     let id = store.enqueue(&job(JobKind::Generate, 1)).await.unwrap().job_id();
     for _ in 0..2 {
         store.claim("w", Duration::from_millis(50)).await.unwrap().unwrap();
@@ -208,10 +211,8 @@ async fn a_job_that_keeps_killing_its_worker_is_failed_after_max_attempts() {
     assert!(j.error.unwrap().contains("gave up after 2 attempts"));
 }
 
-#[tokio::test]
-async fn release_puts_the_job_back_without_counting_the_attempt() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+async fn release_puts_the_job_back_without_counting_the_attempt(db: &TestDb) {
+    let store = db.open().await;
     let id = store.enqueue(&job(JobKind::Generate, 1)).await.unwrap().job_id();
     let c = store.claim("w", Duration::from_secs(60)).await.unwrap().unwrap();
     assert!(store.release(&c.lease).await.unwrap());
@@ -220,10 +221,8 @@ async fn release_puts_the_job_back_without_counting_the_attempt() {
     assert!(store.claim("w", Duration::from_secs(60)).await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn route_event_enqueues_and_marks_routed_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+async fn route_event_enqueues_and_marks_routed_once(db: &TestDb) {
+    let store = db.open().await;
     let Intake::Recorded(ev) = store.record_event(&event("d-9")).await.unwrap() else { panic!() };
     assert_eq!(store.unrouted_events(10).await.unwrap().len(), 1);
     let route = json!({"decision": "generate", "reason": "test"});
@@ -238,10 +237,8 @@ async fn route_event_enqueues_and_marks_routed_once() {
     assert_eq!(j.event_id, Some(ev));
 }
 
-#[tokio::test]
-async fn list_jobs_filters() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+async fn list_jobs_filters(db: &TestDb) {
+    let store = db.open().await;
     store.enqueue(&job(JobKind::Generate, 1)).await.unwrap();
     store.enqueue(&job(JobKind::Status, 1)).await.unwrap();
     store.enqueue(&job(JobKind::Generate, 2)).await.unwrap();
@@ -263,4 +260,185 @@ async fn list_jobs_filters() {
     assert_eq!(issue1.len(), 2);
     assert!(issue1[0].id > issue1[1].id, "newest first");
     assert_eq!(by(JobFilter { limit: Some(1), ..Default::default() }).await.len(), 1);
+}
+
+#[tokio::test]
+async fn open_picks_the_backend_by_url_and_errors_never_show_a_password() {
+    let err = connector_factory::store::open("postgres://factory:hunter2-secret@127.0.0.1:port/factory").await.err();
+    let shown = format!("{:#}", err.expect("not a port"));
+    assert!(shown.contains("invalid Postgres URL") && !shown.contains("hunter2"), "{shown}");
+    let err = connector_factory::store::open("mysql://factory:hunter2-secret@db/factory").await.err();
+    let shown = format!("{:#}", err.expect("no MySQL store"));
+    assert!(shown.contains("'mysql:'") && !shown.contains("hunter2"), "{shown}");
+
+    let Some(db) = TestDb::postgres("open_by_url").await else { return };
+    let url = db.postgres_database_url();
+    let store = connector_factory::store::open(&url).await.unwrap();
+    store.ping().await.unwrap();
+    store.enqueue(&job(JobKind::Generate, 1)).await.unwrap();
+    drop(store);
+    // A refused password (where the server asks for one) is reported without it.
+    let mut wrong = url::Url::parse(&url).unwrap();
+    if wrong.password().is_some() {
+        wrong.set_password(Some("hunter2-wrong")).unwrap();
+        let shown = format!("{:#}", connector_factory::store::open(wrong.as_str()).await.err().expect("wrong password"));
+        assert!(shown.contains(":***@") && !shown.contains("hunter2"), "{shown}");
+    }
+    db.cleanup().await;
+}
+
+/// Two `serve` replicas, each with its own connection pool, on one Postgres database.
+mod replicas {
+    use super::*;
+    use connector_factory::store::{Store, Intake};
+    use std::sync::Arc;
+
+    async fn two_replicas(test: &str) -> Option<(TestDb, Arc<dyn Store>, Arc<dyn Store>)> {
+        let db = TestDb::postgres(test).await?;
+        let a = db.open().await;
+        let b = db.open().await;
+        Some((db, a, b))
+    }
+
+    /// Every claimer of both replicas claims until the queue is empty.
+    async fn drain(replicas: &[Arc<dyn Store>], lease: Duration) -> Vec<connector_factory::store::Claimed> {
+        let mut tasks = Vec::new();
+        for (r, store) in replicas.iter().enumerate() {
+            for w in 0..6 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    while let Some(c) = store.claim(&format!("replica{r}-worker{w}"), lease).await.unwrap() {
+                        got.push(c);
+                    }
+                    got
+                }));
+            }
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claims_never_hand_a_job_to_two_replicas() {
+        let Some((db, a, b)) = two_replicas("claims_across_replicas").await else { return };
+        let mut queued = BTreeSet::new();
+        for issue in 0..40 {
+            let store = if issue % 2 == 0 { &a } else { &b };
+            queued.insert(store.enqueue(&job(JobKind::Generate, issue)).await.unwrap().job_id());
+        }
+        // Long enough that no lease expires while the queue drains, even on a busy machine.
+        let lease = Duration::from_secs(2);
+        let started = std::time::Instant::now();
+        let claims = drain(&[a.clone(), b.clone()], lease).await;
+        assert!(started.elapsed() < lease, "draining took {:?}, longer than the lease", started.elapsed());
+        let ids: Vec<_> = claims.iter().map(|c| c.job.id).collect();
+        let distinct: BTreeSet<_> = ids.iter().copied().collect();
+        assert_eq!(ids.len(), distinct.len(), "a job was handed out twice: {ids:?}");
+        assert_eq!(distinct, queued, "every job is claimed once");
+        assert!(claims.iter().all(|c| c.job.attempts == 1));
+
+        // Once the leases expire, the replicas race to take the jobs over: each once again.
+        tokio::time::sleep(lease + Duration::from_millis(200)).await;
+        let again = drain(&[a.clone(), b.clone()], Duration::from_secs(60)).await;
+        let ids: Vec<_> = again.iter().map(|c| c.job.id).collect();
+        let distinct: BTreeSet<_> = ids.iter().copied().collect();
+        assert_eq!(ids.len(), distinct.len(), "an expired job was taken over twice: {ids:?}");
+        assert_eq!(distinct, queued);
+        assert!(again.iter().all(|c| c.job.attempts == 2));
+        // The first holders lost their jobs, whichever replica they ask.
+        for c in &claims {
+            assert!(!b.heartbeat(&c.lease, Duration::from_secs(60)).await.unwrap());
+        }
+        db.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_received_by_both_replicas_is_stored_once() {
+        let Some((db, a, b)) = two_replicas("delivery_across_replicas").await else { return };
+        for round in 0..10 {
+            let delivery = format!("d-{round}");
+            let mut tasks = Vec::new();
+            for store in [&a, &b, &a, &b] {
+                let (store, delivery) = (store.clone(), delivery.clone());
+                tasks.push(tokio::spawn(async move { store.record_event(&event(&delivery)).await.unwrap() }));
+            }
+            let mut recorded = 0;
+            for t in tasks {
+                if let Intake::Recorded(_) = t.await.unwrap() {
+                    recorded += 1;
+                }
+            }
+            assert_eq!(recorded, 1, "delivery {delivery} was stored {recorded} times");
+            assert_eq!(b.delivery(&delivery).await.unwrap().unwrap().redeliveries, 3);
+        }
+        assert_eq!(a.unrouted_events(100).await.unwrap().len(), 10);
+        db.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_dispatchers_routing_one_event_enqueue_once() {
+        let Some((db, a, b)) = two_replicas("route_across_replicas").await else { return };
+        for round in 0..10 {
+            let Intake::Recorded(ev) = a.record_event(&event(&format!("r-{round}"))).await.unwrap() else { panic!() };
+            let route = json!({"decision": "generate"});
+            let jobs = vec![job(JobKind::Generate, round), job(JobKind::Status, round + 100)];
+            let (ra, rb) = tokio::join!(a.route_event(ev, &route, &jobs), b.route_event(ev, &route, &jobs));
+            let (ra, rb) = (ra.unwrap(), rb.unwrap());
+            assert_eq!(ra.len() + rb.len(), 2, "one router enqueued, the other found the event routed");
+        }
+        assert_eq!(a.list_jobs(&JobFilter::default()).await.unwrap().len(), 20);
+        db.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_enqueues_for_one_issue_leave_one_active_job() {
+        let Some((db, a, b)) = two_replicas("enqueue_across_replicas").await else { return };
+        for issue in 0..5 {
+            // `opened` and `labeled` of one issue form, arriving at both replicas at once.
+            let mut tasks = Vec::new();
+            for store in [&a, &b, &a, &b] {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    store.enqueue(&job(JobKind::Generate, issue).only_if_first()).await.unwrap()
+                }));
+            }
+            let mut created = 0;
+            for t in tasks {
+                if let Enqueued::Created { .. } = t.await.unwrap() {
+                    created += 1;
+                }
+            }
+            assert_eq!(created, 1, "only the first generate of issue {issue} counts");
+
+            // Retries that race each other: each supersedes the others, and exactly one survives.
+            let mut tasks = Vec::new();
+            for store in [&a, &b, &a, &b, &a, &b] {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move { store.enqueue(&job(JobKind::Retry, issue)).await.unwrap() }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let filter = JobFilter {
+                repository: Some("acme/connectors".into()),
+                issue_number: Some(issue),
+                states: vec![JobState::Queued, JobState::Running],
+                ..Default::default()
+            };
+            let active = a.list_jobs(&filter).await.unwrap();
+            assert_eq!(active.len(), 1, "issue {issue}: {active:?}");
+            assert_eq!(active[0].kind, JobKind::Retry);
+            let all = a
+                .list_jobs(&JobFilter { issue_number: Some(issue), ..Default::default() })
+                .await
+                .unwrap();
+            assert_eq!(all.len(), 7);
+            assert!(all.iter().filter(|j| j.id != active[0].id).all(|j| j.state == JobState::Superseded));
+        }
+        db.cleanup().await;
+    }
 }

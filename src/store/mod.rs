@@ -2,8 +2,9 @@
 //! and the job queue the worker pool drains.
 //!
 //! [`Store`] is the only thing the server and the worker see. It speaks in domain terms (enqueue,
-//! claim, heartbeat, finish) rather than SQL so a Postgres implementation can sit beside
-//! [`sqlite::SqliteStore`] later; all SQL stays inside the backend module.
+//! claim, heartbeat, finish) rather than SQL; all SQL stays inside the backend modules:
+//! [`sqlite::SqliteStore`] for one process, [`postgres::PostgresStore`] for several `serve`
+//! replicas sharing one database. [`open`] picks one by the URL's scheme.
 //!
 //! ## Job state machine
 //!
@@ -23,6 +24,7 @@
 //! [`Lease`] it was claimed with and is refused once that lease is gone, so a worker that lost its
 //! job (superseded, or its lease expired and another worker took over) cannot overwrite the outcome.
 
+pub mod postgres;
 pub mod sqlite;
 
 use anyhow::Result;
@@ -34,6 +36,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Primary key of a job.
@@ -451,13 +454,89 @@ pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
-/// Opens the store a database URL names. Only SQLite exists today.
+/// Opens the store a database URL names: `sqlite://…` or `postgres://…` (`postgresql://…`).
 pub async fn open(database_url: &str) -> Result<std::sync::Arc<dyn Store>> {
-    if database_url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(SqliteStore::connect(database_url).await?))
-    } else {
-        // Only the scheme is echoed: other URLs may carry a password.
-        let scheme = database_url.split(':').next().unwrap_or_default();
-        anyhow::bail!("unsupported database URL scheme '{scheme}:': only sqlite:// is supported so far")
+    match Backend::of(database_url) {
+        Some(Backend::Sqlite) => Ok(std::sync::Arc::new(SqliteStore::connect(database_url).await?)),
+        Some(Backend::Postgres) => Ok(std::sync::Arc::new(PostgresStore::connect(database_url).await?)),
+        None => {
+            // Only the scheme is echoed: other URLs may carry a password.
+            let scheme = database_url.split(':').next().unwrap_or_default();
+            anyhow::bail!(
+                "unsupported database URL scheme '{scheme}:': expected sqlite://, postgres:// or postgresql://"
+            )
+        }
+    }
+}
+
+/// The store implementations [`open`] knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Which backend a database URL names, by its scheme; `None` for any other URL.
+    pub fn of(database_url: &str) -> Option<Backend> {
+        if database_url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// `url` with its password (in the user part, or a `password=` parameter) replaced by `***`, for
+/// error messages and logs. A URL that does not parse shows its scheme only: where its password
+/// would be is unknown.
+pub fn redact_database_url(url: &str) -> String {
+    let scheme = url.split(':').next().unwrap_or_default();
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return format!("{scheme}:(an unparseable URL, not shown)");
+    };
+    if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
+        return format!("{scheme}:(not shown)");
+    }
+    if parsed.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.eq_ignore_ascii_case("password") { "***".to_string() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_lose_their_passwords() {
+        assert_eq!(redact_database_url("postgres://app:s3cret@db:5432/factory"), "postgres://app:***@db:5432/factory");
+        assert_eq!(redact_database_url("postgresql://app:p@ss@db/f?sslmode=require"), "postgresql://app:***@db/f?sslmode=require");
+        assert_eq!(
+            redact_database_url("postgres://db/f?user=app&password=s3cret&sslmode=require"),
+            "postgres://db/f?user=app&password=***&sslmode=require"
+        );
+        assert_eq!(redact_database_url("postgres://app@db/f"), "postgres://app@db/f");
+        // A password with an unencoded '/' makes the URL unparseable: none of it is shown.
+        assert_eq!(redact_database_url("postgres://app:pa/ss@db/f"), "postgres:(an unparseable URL, not shown)");
+        assert_eq!(redact_database_url("sqlite://.factory/factory.db"), "sqlite://.factory/factory.db");
+    }
+
+    #[test]
+    fn backends_by_scheme() {
+        assert_eq!(Backend::of("sqlite://x.db"), Some(Backend::Sqlite));
+        assert_eq!(Backend::of("sqlite::memory:"), Some(Backend::Sqlite));
+        assert_eq!(Backend::of("postgres://h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::of("postgresql://h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::of("mysql://h/db"), None);
     }
 }

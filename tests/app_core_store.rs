@@ -260,6 +260,13 @@ async fn list_jobs_filters(db: &TestDb) {
     assert_eq!(issue1.len(), 2);
     assert!(issue1[0].id > issue1[1].id, "newest first");
     assert_eq!(by(JobFilter { limit: Some(1), ..Default::default() }).await.len(), 1);
+    // Pages: everything older than a job.
+    let all = by(JobFilter::default()).await;
+    let older = by(JobFilter { before: Some(all[1].id), ..Default::default() }).await;
+    assert_eq!(older.iter().map(|j| j.id).collect::<Vec<_>>(), all[2..].iter().map(|j| j.id).collect::<Vec<_>>());
+    // Counts per state, from one aggregate.
+    let counts = store.job_counts().await.unwrap();
+    assert_eq!(counts, vec![(JobState::Queued, 3), (JobState::Failed, 1)]);
 }
 
 #[tokio::test]

@@ -402,6 +402,15 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
+    async fn job_counts(&self) -> Result<Vec<(JobState, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetch_all(&self.pool).await?;
+        Ok(JobState::ALL
+            .into_iter()
+            .filter_map(|st| rows.iter().find(|(s, _)| s == st.as_str()).map(|(_, n)| (st, u64::try_from(*n).unwrap_or(0))))
+            .collect())
+    }
+
     async fn ledger_count(&self, query: &LedgerQuery) -> Result<u32> {
         let mut conn = self.pool.acquire().await?;
         ledger_count(&mut conn, query).await
@@ -580,6 +589,9 @@ impl Store for PostgresStore {
         }
         if let Some(issue) = filter.issue_number {
             q.push(" AND issue_number = ").push_bind(issue);
+        }
+        if let Some(before) = filter.before {
+            q.push(" AND id < ").push_bind(before.0);
         }
         q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit.unwrap_or(100)));
         let rows = q.build().fetch_all(&self.pool).await?;

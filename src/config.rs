@@ -128,6 +128,11 @@ pub const IMPROVEMENTS_PER_DAY: SettingDef = def(
     "learning.improvements_per_day",
     "improvement PRs opened or updated per repository in 24 hours",
 );
+pub const DASHBOARD_TOKEN: SettingDef = def(
+    "FACTORY_DASHBOARD_TOKEN",
+    "dashboard.token",
+    "the token the sessions dashboard asks for (without one it is served only on a loopback address)",
+);
 pub const LLM_PROVIDER: SettingDef = def("FACTORY_LLM_PROVIDER", "llm.provider", "'anthropic' or 'openai'");
 pub const LLM_BASE_URL: SettingDef = def("FACTORY_LLM_BASE_URL", "llm.base_url", "the LLM API's base URL");
 pub const LLM_MODEL: SettingDef = def("FACTORY_LLM_MODEL", "llm.model", "the model name");
@@ -136,7 +141,7 @@ pub const OPENAI_KEY: SettingDef = def("OPENAI_API_KEY", "llm.api_key", "the Ope
 /// Names the settings file when it is not `./factory.toml`.
 pub const CONFIG_FILE_ENV: &str = "FACTORY_CONFIG";
 
-pub const SETTINGS: [&SettingDef; 16] = [
+pub const SETTINGS: [&SettingDef; 17] = [
     &APP_ID,
     &PRIVATE_KEY,
     &WEBHOOK_SECRET,
@@ -148,6 +153,7 @@ pub const SETTINGS: [&SettingDef; 16] = [
     &MAX_BODY,
     &MAX_FIX_ATTEMPTS,
     &IMPROVEMENTS_PER_DAY,
+    &DASHBOARD_TOKEN,
     &LLM_PROVIDER,
     &LLM_BASE_URL,
     &LLM_MODEL,
@@ -193,6 +199,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub max_fix_attempts: u32,
     pub improvements_per_day: u32,
+    pub dashboard_token: Option<Secret>,
     pub llm: LlmSettings,
     /// The settings file that was read, if any.
     pub file: Option<PathBuf>,
@@ -353,6 +360,7 @@ impl Settings {
             }
         });
         let webhook_secret = src.get(&WEBHOOK_SECRET).map(Secret::new);
+        let dashboard_token = src.get(&DASHBOARD_TOKEN).map(Secret::new);
 
         let api_url = src.get(&API_URL).unwrap_or_else(|| DEFAULT_API_URL.to_string());
         if !matches!(url::Url::parse(&api_url), Ok(u) if matches!(u.scheme(), "http" | "https")) {
@@ -442,6 +450,7 @@ impl Settings {
             max_body_bytes,
             max_fix_attempts,
             improvements_per_day,
+            dashboard_token,
             llm: LlmSettings { provider, base_url, model: src.get(&LLM_MODEL), api_key },
             file: src.file.as_ref().map(|(p, _)| p.clone()),
             problems,

@@ -2,6 +2,7 @@
 
 use super::dispatch::Dispatcher;
 use super::{AppState, router};
+use super::dashboard::DashboardState;
 use crate::config::{AppCredentials, Settings, Source};
 use crate::github::route::RouteContext;
 use crate::pipeline::{PipelineConfig, PipelineHandler, platforms_for_serve};
@@ -61,6 +62,16 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// GitHub's web address for an API URL: `https://api.github.com` → `https://github.com`,
+/// GitHub Enterprise Server's `https://host/api/v3` → `https://host`.
+pub fn web_url(api_url: &str) -> String {
+    let trimmed = api_url.trim_end_matches('/');
+    if let Some(rest) = trimmed.strip_suffix("/api/v3") {
+        return rest.to_string();
+    }
+    trimmed.replace("://api.github.com", "://github.com")
+}
+
 /// Runs the app until `stop` resolves, then drains: the server stops taking requests, running
 /// jobs go back to the queue, the dispatcher stops.
 pub async fn serve(
@@ -92,10 +103,31 @@ pub async fn serve(
         concurrency = settings.concurrency,
         "connector-factory serving webhooks on /webhook"
     );
-    let served = axum::serve(listener, router(state, settings.max_body_bytes)).with_graceful_shutdown(stop).await;
+    let dashboard = DashboardState {
+        store: state.store.clone(),
+        token: settings.dashboard_token.clone(),
+        web_url: web_url(&settings.api_url),
+    };
+    let mut app = router(state, settings.max_body_bytes);
+    if dashboard.token.is_some() || settings.bind.ip().is_loopback() {
+        app = app.merge(super::dashboard::router(dashboard));
+    } else {
+        tracing::warn!("the sessions dashboard is off: {} is not a loopback address and FACTORY_DASHBOARD_TOKEN is not set", settings.bind);
+    }
+    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
     tracing::info!("shutting down: returning running jobs to the queue");
     shutdown.cancel();
     pool.shutdown().await;
     let _ = dispatching.await;
     served.context("the HTTP server failed")
+}
+
+#[cfg(test)]
+mod web_url_tests {
+    #[test]
+    fn links_go_to_the_web_host_of_the_api() {
+        assert_eq!(super::web_url("https://api.github.com"), "https://github.com");
+        assert_eq!(super::web_url("https://ghe.example.com/api/v3/"), "https://ghe.example.com");
+        assert_eq!(super::web_url("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+    }
 }

@@ -19,5 +19,6 @@ pub mod config;
 pub mod server;
 pub mod git;
 pub mod pipeline;
+pub mod metrics;
 pub mod platform;
 pub mod setup;

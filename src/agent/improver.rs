@@ -75,6 +75,7 @@ pub async fn run(
         max_output_tokens: llm.max_output_tokens,
     };
     let report = session.run(&mut transcript).await;
+    crate::metrics::global().llm_usage(&llm.model, report.usage.input_tokens, report.usage.output_tokens, report.cost_usd);
     // Whatever the session says, the skill must still be a skill.
     let outcome = match (&report.outcome, tools::check_skill(&dir)) {
         (Outcome::Succeeded { .. }, Err(why)) => Outcome::Failed { error: format!("the skill was left broken: {why}") },

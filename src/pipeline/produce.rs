@@ -130,6 +130,9 @@ async fn llm_agent(input: &ProduceInput, cfg: &PipelineConfig, llm: LlmConfig) -
         output_tokens: r.usage.output_tokens,
         cost_usd: r.cost_usd,
     });
+    if let Some(u) = &usage {
+        crate::metrics::global().llm_usage(&model, u.input_tokens, u.output_tokens, u.cost_usd);
+    }
     let transcript = ran.transcript_md.as_deref().and_then(|p| std::fs::read_to_string(p).ok());
     match &ran.outcome {
         agent::Outcome::Succeeded { summary } => Ok(Produced {

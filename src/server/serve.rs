@@ -5,7 +5,8 @@ use super::{AppState, router};
 use super::dashboard::DashboardState;
 use crate::config::{AppCredentials, Settings, Source};
 use crate::github::route::RouteContext;
-use crate::pipeline::{PipelineConfig, PipelineHandler, platforms_for_serve};
+use crate::github::app::GitHubApp;
+use crate::pipeline::{GitHubPlatforms, PipelineConfig, PipelineHandler};
 use crate::store;
 use crate::worker::{JobHandler, JobQueue, PoolConfig, WorkerPool};
 use anyhow::{Context, Result};
@@ -62,6 +63,26 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// `GET /metrics`: Prometheus's text format.
+pub async fn metrics_page(
+    store: &dyn crate::store::Store,
+    github: Option<&crate::github::client::ApiMetrics>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let jobs = match store.job_counts().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("metrics: reading the job counts failed: {e:#}");
+            return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "the job store could not be read\n").into_response();
+        }
+    };
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::metrics::global().render(&jobs, github),
+    )
+        .into_response()
+}
+
 /// GitHub's web address for an API URL: `https://api.github.com` → `https://github.com`,
 /// GitHub Enterprise Server's `https://host/api/v3` → `https://host`.
 pub fn web_url(api_url: &str) -> String {
@@ -81,8 +102,9 @@ pub async fn serve(
 ) -> Result<()> {
     let store = store::open(&settings.database_url).await?;
     let queue = JobQueue::new(store.clone());
+    let github = Arc::new(GitHubApp::from_credentials(&credentials, &settings.api_url)?);
     let handler: Arc<dyn JobHandler> = Arc::new(PipelineHandler {
-        platforms: platforms_for_serve(&settings, &credentials)?,
+        platforms: Arc::new(GitHubPlatforms::new(github.clone())),
         config: PipelineConfig::from_settings(&settings),
     });
     let pool = WorkerPool::start(
@@ -108,7 +130,14 @@ pub async fn serve(
         token: settings.dashboard_token.clone(),
         web_url: web_url(&settings.api_url),
     };
-    let mut app = router(state, settings.max_body_bytes);
+    let scrape = (state.store.clone(), github.clone());
+    let mut app = router(state, settings.max_body_bytes).route(
+        "/metrics",
+        axum::routing::get(move || {
+            let (store, github) = scrape.clone();
+            async move { metrics_page(store.as_ref(), Some(&github.metrics())).await }
+        }),
+    );
     if dashboard.token.is_some() || settings.bind.ip().is_loopback() {
         app = app.merge(super::dashboard::router(dashboard));
     } else {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// How a handler says a job ended. An `Err` from the handler counts as `Failed` with its message.
 #[derive(Debug, Clone, PartialEq)]
@@ -256,7 +257,17 @@ impl Worker {
             match store.claim(&self.owner, self.config.lease).await {
                 Ok(Some(claimed)) => {
                     backoff = Duration::from_millis(100);
-                    self.run_job(claimed).await;
+                    // Every log line of the job (its handler's too) carries these fields.
+                    let j = &claimed.job;
+                    let span = tracing::info_span!(
+                        "job",
+                        job = %j.id,
+                        kind = %j.kind,
+                        repository = %j.repository,
+                        issue = j.issue_number.unwrap_or(0),
+                        delivery = j.payload.get("delivery").and_then(|d| d.as_str()).unwrap_or("")
+                    );
+                    self.run_job(claimed).instrument(span).await;
                 }
                 Ok(None) => {
                     tokio::select! {
@@ -287,7 +298,10 @@ impl Worker {
         let ctx =
             JobContext { store: store.clone(), lease: lease.clone(), cancel: token.clone(), phase: phase.clone() };
         let handler = self.handler.clone();
-        let mut task = AbortOnDrop(tokio::spawn(async move { handler.handle(job, ctx).await }));
+        let kind = job.kind;
+        let started = std::time::Instant::now();
+        let mut task =
+            AbortOnDrop(tokio::spawn(async move { handler.handle(job, ctx).await }.instrument(tracing::Span::current())));
 
         let deadline = tokio::time::sleep(self.config.job_timeout);
         tokio::pin!(deadline);
@@ -351,6 +365,12 @@ impl Worker {
                 None
             }
         };
+        let outcome = match &finish {
+            Some(Finish::Succeeded { .. }) => "succeeded",
+            Some(Finish::Failed { .. }) => "failed",
+            None => "stopped",
+        };
+        crate::metrics::global().job_finished(kind.as_str(), outcome, started.elapsed().as_secs_f64());
         if let Some(finish) = finish {
             match store.finish(&lease, &finish).await {
                 Ok(true) => match &finish {

@@ -136,6 +136,7 @@ fn serve_starts_answers_health_checks_and_stops_on_sigterm() {
             .env("GITHUB_PRIVATE_KEY", &keys::TestKey::shared().private_pem)
             .env("GITHUB_WEBHOOK_SECRET", "s3cret")
             .env("FACTORY_BIND", format!("127.0.0.1:{port}"))
+            .env("FACTORY_LOG_FORMAT", "json")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -154,6 +155,45 @@ fn serve_starts_answers_health_checks_and_stops_on_sigterm() {
     assert_eq!(health.json::<serde_json::Value>().unwrap()["db"], "ok");
     assert!(Path::new(&dir.path().join(".factory/factory.db")).is_file(), "the default database is created");
 
+    // Two deliveries, one forged, then the metrics and the dashboard.
+    let base = format!("http://127.0.0.1:{port}");
+    let body = br#"{"zen":"Keep it logically awesome.","hook_id":1,"hook":{}}"#.to_vec();
+    let post = |sig: String| {
+        client
+            .post(format!("{base}/webhook"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "ping")
+            .header("x-github-delivery", "metrics-1")
+            .header("x-hub-signature-256", sig)
+            .body(body.clone())
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(post(connector_factory::server::webhook::sign(b"s3cret", &body)), 202);
+    assert_eq!(post(connector_factory::server::webhook::sign(b"forged", &body)), 401);
+    let metrics = client.get(format!("{base}/metrics")).send().unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = metrics.text().unwrap();
+    for want in [
+        "# TYPE factory_webhooks_received_total counter",
+        "factory_webhooks_received_total{event=\"ping\"} 1",
+        "factory_webhooks_rejected_total{reason=\"signature\"} 1",
+        "factory_jobs{state=\"queued\"} 0",
+        "# TYPE factory_job_duration_seconds histogram",
+        "factory_github_requests_total ",
+        "factory_llm_cost_dollars_total",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "not a sample line: {line}");
+    }
+    let dashboard = client.get(format!("{base}/dashboard")).send().unwrap();
+    assert_eq!(dashboard.status(), 200, "on a loopback address the dashboard needs no token");
+
     // SAFETY: signalling a child process this test started.
     unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) };
     let start = Instant::now();
@@ -169,4 +209,13 @@ fn serve_starts_answers_health_checks_and_stops_on_sigterm() {
     child.0.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
     assert!(status.success(), "{status:?}\n{logs}");
     assert!(!logs.contains("s3cret") && !logs.contains("MIIB"), "{logs}");
+    // JSON logs: every line an object; the intake line names its delivery.
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{line}");
+    }
+    assert!(
+        logs.lines().any(|l| l.contains("\"webhook accepted\"") && l.contains("\"delivery\":\"metrics-1\"")),
+        "{logs}"
+    );
 }

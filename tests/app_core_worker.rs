@@ -284,3 +284,62 @@ async fn the_placeholder_handler_fails_jobs_explicitly() {
     assert_eq!(j.result.unwrap()["placeholder"], json!(true));
     pool.shutdown().await;
 }
+
+/// Logs from inside a handler.
+struct Chatty;
+
+#[async_trait]
+impl JobHandler for Chatty {
+    async fn handle(&self, _job: Job, _ctx: JobContext) -> Result<JobOutcome> {
+        tracing::info!("inside the handler");
+        Ok(JobOutcome::Succeeded(json!({})))
+    }
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// JSON logs: every line a job or its handler writes carries the job id, the issue and the
+/// delivery that caused it; the job's duration reaches the metrics.
+#[tokio::test]
+async fn every_log_line_of_a_job_names_the_job_issue_and_delivery() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let pool = WorkerPool::start(JobQueue::new(store.clone()), Arc::new(Chatty), config(1));
+    let new = NewJob::new(JobKind::Status, "acme/connectors", Some(42), json!({ "delivery": "d-777" }));
+    let id = pool.queue().enqueue(&new).await.unwrap().job_id();
+    wait_for(&store, id, "finished", |j| j.state == JobState::Succeeded).await;
+    pool.shutdown().await;
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of_job: Vec<&serde_json::Value> = lines.iter().filter(|l| l["span"]["name"] == "job").collect();
+    let messages: Vec<&str> = of_job.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
+    assert!(messages.contains(&"inside the handler") && messages.contains(&"job succeeded"), "{text}");
+    for l in &of_job {
+        assert_eq!(l["span"]["job"], id.0.to_string(), "{l}");
+        assert_eq!(l["span"]["issue"], 42, "{l}");
+        assert_eq!(l["span"]["delivery"], "d-777", "{l}");
+    }
+    let metrics = connector_factory::metrics::global().render(&[], None);
+    assert!(metrics.contains("factory_job_duration_seconds_count{kind=\"status\",outcome=\"succeeded\"}"), "{metrics}");
+}

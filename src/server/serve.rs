@@ -36,11 +36,24 @@ pub fn run(args: ServeArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// Logs to stderr; `FACTORY_LOG_FORMAT=json` writes one JSON object per line, each carrying the
+/// fields of the spans it happened in (delivery id, job id, issue), for log pipelines.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let json = std::env::var("FACTORY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     // A second call (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init()
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init()
+    };
 }
 
 async fn shutdown_signal() {

@@ -83,16 +83,19 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         verify_signature(state.webhook_secret.expose().as_bytes(), &body, header(&headers, SIGNATURE_HEADER))
     {
         tracing::warn!(reason = %err, bytes = body.len(), "webhook refused: bad signature");
+        crate::metrics::global().webhook_rejected("signature");
         return reply(StatusCode::UNAUTHORIZED, json!({ "error": err.to_string() }));
     }
     let (Some(event), Some(delivery)) = (header(&headers, EVENT_HEADER), header(&headers, DELIVERY_HEADER)) else {
         tracing::warn!("webhook refused: X-GitHub-Event or X-GitHub-Delivery missing");
+        crate::metrics::global().webhook_rejected("headers");
         return reply(
             StatusCode::BAD_REQUEST,
             json!({ "error": "X-GitHub-Event and X-GitHub-Delivery headers are required" }),
         );
     };
     if !valid_delivery_id(delivery) || event.len() > 64 {
+        crate::metrics::global().webhook_rejected("headers");
         return reply(StatusCode::BAD_REQUEST, json!({ "error": "malformed X-GitHub-Event or X-GitHub-Delivery" }));
     }
     // Only the envelope fields are read here; the typed parse happens in the dispatcher.
@@ -100,6 +103,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         Ok(v @ Value::Object(_)) => v,
         _ => {
             tracing::warn!(delivery, event, "webhook refused: body is not a JSON object");
+            crate::metrics::global().webhook_rejected("malformed");
             return reply(StatusCode::BAD_REQUEST, json!({ "error": "the body must be a JSON object" }));
         }
     };
@@ -117,16 +121,19 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
     match state.store.record_event(&record).await {
         Ok(Intake::Recorded(id)) => {
             tracing::info!(delivery, event, action = action.as_deref().unwrap_or(""), event_id = %id, "webhook accepted");
+            crate::metrics::global().webhook_received(event);
             state.intake.notify_one();
             reply(StatusCode::ACCEPTED, json!({ "status": "accepted", "delivery": delivery }))
         }
         Ok(Intake::Duplicate) => {
             tracing::info!(delivery, event, "webhook redelivered: already handled");
+            crate::metrics::global().webhook_rejected("duplicate");
             reply(StatusCode::OK, json!({ "status": "duplicate", "delivery": delivery }))
         }
         Err(err) => {
             // GitHub shows the failure and the delivery can be redelivered once the store is back.
             tracing::error!(delivery, event, "persisting the webhook failed: {err:#}");
+            crate::metrics::global().webhook_rejected("store_unavailable");
             reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({ "error": "could not persist the delivery; redeliver later" }),

@@ -10,6 +10,9 @@
 //! file before answering. Probot is skipped, with a note, when node/npm are missing or `npm ci`
 //! fails. Both get the same signed payloads, in the same order, with the same concurrency.
 
+
+mod support;
+use support::replace_section;
 use anyhow::{Context, Result, ensure};
 use async_trait::async_trait;
 use connector_factory::config::Secret;
@@ -503,27 +506,4 @@ fn load_average() -> String {
         .ok()
         .and_then(|t| t.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// Replaces the section under `heading` (up to the next `## ` heading), or appends it.
-fn replace_section(doc: &str, heading: &str, section: &str) -> String {
-    let lines: Vec<&str> = doc.lines().collect();
-    let Some(start) = lines.iter().position(|l| l.trim_end() == heading) else {
-        let mut out = doc.trim_end().to_string();
-        out.push_str("\n\n");
-        out.push_str(section);
-        return out;
-    };
-    let end = lines[start + 1..].iter().position(|l| l.starts_with("## ")).map(|i| start + 1 + i).unwrap_or(lines.len());
-    let mut out = lines[..start].join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    out.push_str(section);
-    if end < lines.len() {
-        out.push('\n');
-        out.push_str(&lines[end..].join("\n"));
-        out.push('\n');
-    }
-    out
 }

@@ -86,13 +86,7 @@ pub struct BatchSummary {
 
 /// Entry point of the subcommand: exit 0 when every request ended with a pull request.
 pub fn run(args: BatchArgs) -> Result<u8> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::pipeline::run::init_cli_tracing();
     let settings = Settings::load(&Source::from_process(None));
     let config = PipelineConfig::from_settings(&settings);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

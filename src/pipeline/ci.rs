@@ -261,7 +261,8 @@ async fn stage(
     if !analysis.is_empty() {
         out.proposals = improve::propose_all(platform, store, cfg, ctl, &analysis, &pull).await;
     }
-    let fix = fix(platform, store, cfg, ctl, &run, &pull, &analysis, report.as_ref()).await;
+    let failure = Failure { run: &run, pull: &pull, analysis: &analysis, report: report.as_ref() };
+    let fix = fix(platform, store, cfg, ctl, &failure).await;
     if let FixOutcome::Exhausted { attempts } = &fix {
         platform.add_labels(pull.number, &[LABEL_NEEDS_HUMAN.to_string()]).await?;
         platform
@@ -417,17 +418,17 @@ async fn base_is_green(platform: &dyn Platform) -> Result<Result<(), String>> {
     Ok(Ok(()))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn fix(
-    platform: &dyn Platform,
-    store: &dyn Store,
-    cfg: &PipelineConfig,
-    ctl: &Control,
-    run: &WorkflowRun,
-    pull: &PullRequest,
-    analysis: &FailureAnalysis,
-    report: Option<&SpecReport>,
-) -> FixOutcome {
+/// What failed, for a fix attempt.
+#[derive(Clone, Copy)]
+struct Failure<'a> {
+    run: &'a WorkflowRun,
+    pull: &'a PullRequest,
+    analysis: &'a FailureAnalysis,
+    report: Option<&'a SpecReport>,
+}
+
+async fn fix(platform: &dyn Platform, store: &dyn Store, cfg: &PipelineConfig, ctl: &Control, f: &Failure<'_>) -> FixOutcome {
+    let analysis = f.analysis;
     let max = cfg.learning.max_fix_attempts;
     let skipped = |reason: String| FixOutcome::Skipped { reason };
     if max == 0 {
@@ -444,23 +445,20 @@ async fn fix(
         Ok(Err(why)) => return skipped(why),
         Err(e) => return skipped(format!("the base branch's CI could not be read: {e:#}")),
     }
-    match attempt(platform, store, cfg, ctl, run, pull, analysis, report).await {
+    match attempt(platform, store, cfg, ctl, f).await {
         Ok(outcome) => outcome,
         Err(e) => skipped(format!("{e:#}")),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn attempt(
     platform: &dyn Platform,
     store: &dyn Store,
     cfg: &PipelineConfig,
     ctl: &Control,
-    run: &WorkflowRun,
-    pull: &PullRequest,
-    analysis: &FailureAnalysis,
-    report: Option<&SpecReport>,
+    f: &Failure<'_>,
 ) -> Result<FixOutcome> {
+    let Failure { run, pull, analysis, report } = *f;
     let max = cfg.learning.max_fix_attempts;
     let branch = pull.head.clone();
     let connector = branch.trim_start_matches(CONNECTOR_BRANCH_PREFIX).to_string();

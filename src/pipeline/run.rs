@@ -31,6 +31,17 @@ pub struct RunArgs {
     pub base: Option<String>,
 }
 
+/// Warnings and errors on stderr (`RUST_LOG` for more), for the local commands.
+pub fn init_cli_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// Exit 0 when the pull request is ready and every local check passed, 1 for any other ending.
 pub fn run(args: RunArgs) -> Result<u8> {
     let body = std::fs::read_to_string(&args.request)
@@ -41,13 +52,7 @@ pub fn run(args: RunArgs) -> Result<u8> {
     let platform = LocalPlatform::open(&args.repo, &out, body.clone(), args.base.clone())?;
     let settings = Settings::load(&Source::from_process(None));
     let config = PipelineConfig::from_settings(&settings);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_cli_tracing();
 
     let job = GenerateJob {
         number: REQUEST_ISSUE,

@@ -94,7 +94,7 @@ async fn a_generate_job_runs_the_pipeline_and_records_its_phase() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kinds_the_pipeline_does_not_handle_yet_fail_with_a_reason() {
+async fn a_ci_job_without_a_run_fails_with_a_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let platform = Arc::new(FakePlatform::new("unused".into(), &[]));
     let factory = Arc::new(Factory { platform, asked: Mutex::new(Vec::new()) });
@@ -114,5 +114,6 @@ async fn kinds_the_pipeline_does_not_handle_yet_fail_with_a_reason() {
     };
     pool.shutdown().await;
     assert_eq!(job.state, JobState::Failed);
-    assert!(job.error.unwrap().contains("not handled by the pipeline yet"));
+    let error = job.error.unwrap();
+    assert!(error.contains("the job names no workflow run"), "{error}");
 }

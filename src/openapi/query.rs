@@ -305,11 +305,10 @@ pub fn fit(
     fit_owned(value.clone(), budget, render, base, None)
 }
 
-/// [`fit`] for a schema value rendered by [`schema_render`] (or any renderer that writes every
-/// property name of every `properties` map it shows): the same cuts, but candidates that cannot
-/// fit are skipped without being built or rendered. A candidate shows every property name of
-/// the `properties` maps above its depth limit, each taking at least its length + 2 bytes, so
-/// the sum of those is a lower bound of its rendered size.
+/// [`fit`] for a schema value made by [`compact_schema`] and rendered by [`schema_render`]: the
+/// same cuts, but candidates that cannot fit are skipped without being built or rendered. A
+/// candidate cut below level `d` shows every schema node above that level whole, so the sum of
+/// [`min_bytes_by_level`] over those levels is a lower bound of its rendered size.
 pub fn fit_schema(
     value: Value,
     budget: usize,
@@ -317,7 +316,7 @@ pub fn fit_schema(
     base: &str,
 ) -> (Value, Vec<String>) {
     let mut hist = Vec::new();
-    prop_bytes_by_depth(&value, 0, &mut hist);
+    min_bytes_by_level(&value, 0, &mut hist);
     let whole: usize = hist.iter().sum();
     if whole > budget || render(&value).len() > budget {
         fit_owned(value, budget, render, base, Some(&hist))
@@ -326,27 +325,61 @@ pub fn fit_schema(
     }
 }
 
-/// Bytes of property names per depth (in [`limit_depth`]'s sense) of the `properties` maps.
-fn prop_bytes_by_depth(v: &Value, depth: usize, hist: &mut Vec<usize>) {
-    match v {
-        Value::Object(m) => {
-            for (k, c) in m {
-                if k == "properties" {
-                    if let Value::Object(p) = c {
-                        if hist.len() <= depth {
-                            hist.resize(depth + 1, 0);
-                        }
-                        hist[depth] += p.keys().map(|k| k.len() + 2).sum::<usize>();
-                    }
-                }
-                let d = if is_transparent(k) { depth } else { depth + 1 };
-                prop_bytes_by_depth(c, d, hist);
-            }
-        }
-        Value::Array(a) => a
-            .iter()
-            .for_each(|c| prop_bytes_by_depth(c, depth + 1, hist)),
+/// Fewest bytes a schema node's own keys take in any rendering that shows it, whole or as a
+/// one-line summary ([`summary_of`]), in text or JSON: its type names, its format and its `#/...`
+/// ref. Texts may be cut to 40 characters before rendering; refs are never cut.
+fn own_bytes(m: &Map<String, Value>) -> usize {
+    let cut = |s: &str| s.trim().len().min(40);
+    let mut n = 0;
+    match m.get("type") {
+        Some(Value::String(t)) => n += cut(t),
+        Some(Value::Array(ts)) => n += ts.iter().filter_map(Value::as_str).map(cut).sum::<usize>(),
         _ => {}
+    }
+    if let Some(f) = m.get("format").and_then(Value::as_str) {
+        n += cut(f);
+    }
+    if let Some(r) = m
+        .get("ref")
+        .and_then(Value::as_str)
+        .filter(|r| r.starts_with("#/"))
+    {
+        n += r.len();
+    }
+    n
+}
+
+/// Fewest bytes one entry of a `properties` map takes besides its value's own keys: the name, and
+/// `  ` + `: ` + a newline in text, `"` `":` and the value's two delimiters in JSON.
+fn entry_bytes(name: &str) -> usize {
+    name.len() + 5
+}
+
+/// Per level (in [`limit_depth`]'s sense: a property one level below its schema, unless its name
+/// is a transparent key; `items` on its array's level; `oneOf` variants one below), the fewest
+/// bytes the schema nodes of that level take when shown whole: [`own_bytes`] of each node and
+/// [`entry_bytes`] of each of its properties. A candidate cut below level `d` shows every node
+/// of the levels above `d` whole.
+fn min_bytes_by_level(node: &Value, level: usize, hist: &mut Vec<usize>) {
+    let Value::Object(m) = node else { return };
+    if hist.len() <= level {
+        hist.resize(level + 1, 0);
+    }
+    hist[level] += own_bytes(m);
+    if let Some(Value::Object(p)) = m.get("properties") {
+        hist[level] += p.keys().map(|k| entry_bytes(k)).sum::<usize>();
+        for (k, c) in p {
+            let l = if is_transparent(k) { level } else { level + 1 };
+            min_bytes_by_level(c, l, hist);
+        }
+    }
+    if let Some(items) = m.get("items") {
+        min_bytes_by_level(items, level, hist);
+    }
+    if let Some(Value::Array(vars)) = m.get("oneOf") {
+        for c in vars {
+            min_bytes_by_level(c, level + 1, hist);
+        }
     }
 }
 
@@ -1298,5 +1331,60 @@ mod tests {
         let (out, notes) = fit(&v, 100, render_text, "");
         assert_eq!(out, v);
         assert!(notes.is_empty());
+    }
+
+    /// The lower bound that lets the fitter skip candidates never exceeds what a candidate
+    /// really takes, in text or JSON, with texts cut or not.
+    #[test]
+    fn least_size_by_level_is_a_lower_bound_of_every_candidate() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<std::path::PathBuf> =
+            std::fs::read_dir(root.join("tests/fixtures/openapi"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("bad-"))
+                .collect();
+        files.sort();
+        // GitHub's description when fetched (`.ci/fetch-fixtures.sh`): every 25th schema
+        let github = root.join(".cache/fixtures/github/api.github.com.json");
+        if github.exists() {
+            files.push(github);
+        }
+        let mut checked = 0;
+        for f in &files {
+            let spec = Spec::load(f.to_str().unwrap()).unwrap();
+            let step = if spec.index.schema_names.len() > 100 {
+                25
+            } else {
+                1
+            };
+            for name in spec.index.schema_names.iter().step_by(step) {
+                let schema = json!({"$ref": spec.schema_pointer(name).unwrap()});
+                let whole = compact_schema(&spec, &schema, 8);
+                let mut hist = Vec::new();
+                min_bytes_by_level(&whole, 0, &mut hist);
+                let lower = |d: usize| hist.iter().take(d).sum::<usize>();
+                let mut cut = whole.clone();
+                cut_strings(&mut cut, 40);
+                for format in [Format::Text, Format::Json] {
+                    let render = schema_render(format);
+                    for v in [&whole, &cut] {
+                        assert!(lower(usize::MAX) <= render(v).len(), "{name} {format:?}");
+                        for d in 1..=level_depth(v) + 1 {
+                            let candidate = limit_depth(v, d, 0, "", &mut Vec::new());
+                            let n = render(&candidate).len();
+                            assert!(
+                                lower(d) <= n,
+                                "{}: {name} {format:?} depth {d}: bound {} > {n}",
+                                f.display(),
+                                lower(d)
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 50, "{checked}");
     }
 }

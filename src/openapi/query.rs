@@ -830,7 +830,32 @@ fn child_path(at: &str, key: &str) -> String {
     }
 }
 
+/// Append the path of child `key` to `at`, as [`child_path`] makes it.
+fn push_child_path(at: &mut String, key: &str) {
+    match key {
+        "properties" => {}
+        "items" => at.push_str("[]"),
+        _ if at.is_empty() => at.push_str(key),
+        _ => {
+            at.push('.');
+            at.push_str(key);
+        }
+    }
+}
+
 fn limit_depth(v: &Value, max: usize, depth: usize, at: &str, cut: &mut Vec<String>) -> Value {
+    let mut path = at.to_string();
+    limit_depth_at(v, max, depth, &mut path, cut)
+}
+
+/// [`limit_depth`] with the path of `v` in a buffer that children append to and truncate back.
+fn limit_depth_at(
+    v: &Value,
+    max: usize,
+    depth: usize,
+    at: &mut String,
+    cut: &mut Vec<String>,
+) -> Value {
     match v {
         Value::Object(m) => {
             if depth >= max
@@ -844,14 +869,17 @@ fn limit_depth(v: &Value, max: usize, depth: usize, at: &str, cut: &mut Vec<Stri
                 cut.push(if at.is_empty() {
                     "(top)".into()
                 } else {
-                    at.to_string()
+                    at.clone()
                 });
                 return Value::String(summary_of(v));
             }
             let mut out = Map::new();
+            let len = at.len();
             for (k, c) in m {
                 let d = if is_transparent(k) { depth } else { depth + 1 };
-                out.insert(k.clone(), limit_depth(c, max, d, &child_path(at, k), cut));
+                push_child_path(at, k);
+                out.insert(k.clone(), limit_depth_at(c, max, d, at, cut));
+                at.truncate(len);
             }
             Value::Object(out)
         }
@@ -860,16 +888,23 @@ fn limit_depth(v: &Value, max: usize, depth: usize, at: &str, cut: &mut Vec<Stri
                 cut.push(if at.is_empty() {
                     "(top)".into()
                 } else {
-                    at.to_string()
+                    at.clone()
                 });
                 return Value::String(summary_of(v));
             }
-            Value::Array(
-                a.iter()
-                    .enumerate()
-                    .map(|(i, c)| limit_depth(c, max, depth + 1, &format!("{at}[{i}]"), cut))
-                    .collect(),
-            )
+            let len = at.len();
+            let out = a
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    use std::fmt::Write as _;
+                    let _ = write!(at, "[{i}]");
+                    let out = limit_depth_at(c, max, depth + 1, at, cut);
+                    at.truncate(len);
+                    out
+                })
+                .collect();
+            Value::Array(out)
         }
         other => other.clone(),
     }
@@ -1037,43 +1072,74 @@ fn list_item(item: &Value, indent: usize, out: &mut String) {
     }
 }
 
+/// Append a scalar as [`scalar_text`] shows it.
+fn push_scalar(out: &mut String, v: &Value) {
+    match v {
+        Value::String(s) => out.push_str(s),
+        other => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+fn push_pad(out: &mut String, levels: usize) {
+    for _ in 0..levels {
+        out.push_str("  ");
+    }
+}
+
 /// Compact type notation for a compact schema value: `object #/…/issue {id*: integer, …}`.
 fn schema_text(v: &Value, indent: usize, out: &mut String) {
-    let pad = "  ".repeat(indent + 1);
     let Value::Object(m) = v else {
-        out.push_str(&scalar_text(v));
+        push_scalar(out, v);
         return;
     };
-    let ty = match m.get("type") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => a.iter().map(scalar_text).collect::<Vec<_>>().join("|"),
-        _ => String::new(),
-    };
-    let mut head = ty.clone();
+    let mut head = String::new();
+    match m.get("type") {
+        Some(Value::String(s)) => head.push_str(s),
+        Some(Value::Array(a)) => {
+            for (i, t) in a.iter().enumerate() {
+                if i > 0 {
+                    head.push('|');
+                }
+                push_scalar(&mut head, t);
+            }
+        }
+        _ => {}
+    }
     if let Some(f) = m.get("format").and_then(Value::as_str) {
-        head.push_str(&format!("({f})"));
+        head.push('(');
+        head.push_str(f);
+        head.push(')');
     }
     if let Some(r) = m.get("ref").and_then(Value::as_str) {
-        head = if head.is_empty() {
-            r.to_string()
-        } else {
-            format!("{head} {r}")
-        };
+        if !head.is_empty() {
+            head.push(' ');
+        }
+        head.push_str(r);
     }
     if m.get("cycle").and_then(Value::as_bool) == Some(true) {
         head.push_str(" (recursive, see above)");
     }
     if let Some(more) = m.get("more").and_then(Value::as_str) {
-        head.push_str(&format!(" ({more})"));
+        head.push_str(" (");
+        head.push_str(more);
+        head.push(')');
     }
     if let Some(e) = m.get("enum").and_then(Value::as_array) {
-        head.push_str(&format!(
-            " enum[{}]",
-            e.iter().map(scalar_text).collect::<Vec<_>>().join(",")
-        ));
+        head.push_str(" enum[");
+        for (i, x) in e.iter().enumerate() {
+            if i > 0 {
+                head.push(',');
+            }
+            push_scalar(&mut head, x);
+        }
+        head.push(']');
     }
     if let Some(d) = m.get("description").and_then(Value::as_str) {
-        head.push_str(&format!("  // {d}"));
+        head.push_str("  // ");
+        head.push_str(d);
     }
     if head.is_empty() {
         head.push_str("any");
@@ -1093,21 +1159,31 @@ fn schema_text(v: &Value, indent: usize, out: &mut String) {
                     .unwrap_or_default();
                 out.push_str(" {\n");
                 for (k, c) in p {
-                    let star = if req.contains(&k.as_str()) { "*" } else { "" };
-                    out.push_str(&format!("{pad}{k}{star}: "));
+                    push_pad(out, indent + 1);
+                    out.push_str(k);
+                    if req.contains(&k.as_str()) {
+                        out.push('*');
+                    }
+                    out.push_str(": ");
                     schema_text(c, indent + 1, out);
                     out.push('\n');
                 }
-                out.push_str(&"  ".repeat(indent));
+                push_pad(out, indent);
                 out.push('}');
             }
-            other => out.push_str(&format!(" {{{}}}", scalar_text(other))),
+            other => {
+                out.push_str(" {");
+                push_scalar(out, other);
+                out.push('}');
+            }
         }
     }
     if let Some(Value::Array(vars)) = m.get("oneOf") {
         out.push_str(" one of:");
         for var in vars {
-            out.push_str(&format!("\n{pad}| "));
+            out.push('\n');
+            push_pad(out, indent + 1);
+            out.push_str("| ");
             schema_text(var, indent + 1, out);
         }
     }
@@ -1126,7 +1202,10 @@ fn schema_text(v: &Value, indent: usize, out: &mut String) {
                 | "required"
                 | "oneOf"
         ) {
-            out.push_str(&format!(" {k}={}", scalar_text(c)));
+            out.push(' ');
+            out.push_str(k);
+            out.push('=');
+            push_scalar(out, c);
         }
     }
 }

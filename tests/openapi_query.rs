@@ -2,6 +2,7 @@
 
 use connector_factory::openapi::Spec;
 use connector_factory::openapi::query::{self, Budget, Format, ListFilter};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -230,4 +231,146 @@ fn cli_list_show_schema_and_json() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("paths must be an object"));
     let small = run(&["show", "listUsers", "--budget", "300"]);
     assert!(small.trim_end().len() <= 300, "{}", small);
+}
+
+/// A description whose schemas inline to a huge tree: `n0` has 8 properties that all refer to
+/// `n1`, `n1` has 8 that all refer to `n2`, and so on down to `n7` (8 string properties). No
+/// cycle anywhere, so inlining `n0` whole would make 8^8 (16.8 million) nodes.
+fn huge_tree() -> Spec {
+    let mut schemas = serde_json::Map::new();
+    for level in 0..8 {
+        let mut props = serde_json::Map::new();
+        for p in 0..8 {
+            let child = if level == 7 {
+                json!({"type": "string"})
+            } else {
+                json!({"$ref": format!("#/components/schemas/n{}", level + 1)})
+            };
+            props.insert(format!("field_{level}_{p}"), child);
+        }
+        schemas.insert(
+            format!("n{level}"),
+            json!({"type": "object", "properties": props}),
+        );
+    }
+    let doc = json!({
+        "openapi": "3.0.3",
+        "info": {"title": "huge", "version": "1"},
+        "paths": {"/things": {"get": {
+            "operationId": "listThings",
+            "responses": {"200": {"description": "ok", "content": {"application/json": {
+                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/n0"}}}}}}
+        }}},
+        "components": {"schemas": schemas}
+    });
+    Spec::parse(&doc.to_string(), "huge.json").unwrap()
+}
+
+#[test]
+fn expansion_stops_once_the_budget_is_spent() {
+    let spec = huge_tree();
+    let n0 = json!({"$ref": "#/components/schemas/n0"});
+
+    // unbounded, the expansion runs into the node cap
+    let whole = query::compact_schema_within(&spec, &n0, 8, usize::MAX);
+    assert!(whole.stats.node_cap_hit, "{:?}", whole.stats);
+    assert!(
+        whole.stats.nodes > query::MAX_COMPACT_NODES,
+        "{:?}",
+        whole.stats
+    );
+    assert_eq!(whole.stats.stopped_at_level, None);
+
+    // within a budget it stops after the level whose least size exceeds the budget: levels 0
+    // (n0), 1 (8 copies of n1) and 2 (64 copies of n2), nothing below
+    let lazy = query::compact_schema_within(&spec, &n0, 8, 6000);
+    assert_eq!(lazy.stats.stopped_at_level, Some(2), "{:?}", lazy.stats);
+    assert_eq!(lazy.stats.nodes, 1 + 8 + 64, "{:?}", lazy.stats);
+    assert!(!lazy.stats.node_cap_hit);
+
+    // the query does that bounded work, and grows it with the budget, not with the tree
+    let nodes = |bytes: usize| {
+        query::show_schema(&spec, "n0", Budget::new(bytes, Format::Text))
+            .unwrap()
+            .expanded_nodes
+    };
+    let (small, default, large) = (nodes(1024), nodes(query::DEFAULT_BUDGET), nodes(60_000));
+    assert_eq!(default, 1 + 8 + 64);
+    assert!(
+        small <= default && default < large && large < 1000,
+        "{small} {default} {large}"
+    );
+
+    // the answer shows every top-level property with its type, says it was cut and where
+    for format in [Format::Text, Format::Json] {
+        let a =
+            query::show_schema(&spec, "n0", Budget::new(query::DEFAULT_BUDGET, format)).unwrap();
+        assert!(a.rendered.len() <= query::DEFAULT_BUDGET);
+        assert!(
+            a.truncated
+                .iter()
+                .any(|t| t.starts_with("definition: nested parts below depth")
+                    && t.contains("field_0_0")),
+            "{:?}",
+            a.truncated
+        );
+        assert!(a.rendered.contains("truncated"), "{}", a.rendered);
+        for p in 0..8 {
+            let name = format!("field_0_{p}");
+            let shown = match format {
+                Format::Text => a
+                    .rendered
+                    .lines()
+                    .find(|l| l.trim_start().starts_with(&format!("{name}: ")))
+                    .unwrap_or_default()
+                    .to_string(),
+                Format::Json => a.value["definition"]["properties"][&name].to_string(),
+            };
+            assert!(
+                shown.contains("object") && shown.contains("#/components/schemas/n1"),
+                "{name}: {shown:?} in\n{}",
+                a.rendered
+            );
+        }
+    }
+
+    // the same in a response schema
+    let op = query::show_operation(&spec, "listThings", Budget::default()).unwrap();
+    assert!(op.expanded_nodes < 100, "{}", op.expanded_nodes);
+    assert!(
+        op.truncated
+            .iter()
+            .any(|t| t.starts_with("response_schema: nested parts below depth")),
+        "{:?}",
+        op.truncated
+    );
+    assert!(op.rendered.contains("field_0_7"), "{}", op.rendered);
+}
+
+#[test]
+fn stopping_early_gives_the_answer_a_full_expansion_gives() {
+    let mut specs = vec![huge_tree()];
+    for name in [
+        "cursor-3.0.yaml",
+        "cycles-3.0.yaml",
+        "users-swagger2.yaml",
+        "offset-3.1.json",
+    ] {
+        specs.push(load(name));
+    }
+    for spec in &specs {
+        for name in &spec.index.schema_names {
+            let schema = json!({"$ref": spec.schema_pointer(name).unwrap()});
+            let whole = query::compact_schema(spec, &schema, 8);
+            for bytes in [64usize, 200, 700, 2000, 6000] {
+                for format in [Format::Text, Format::Json] {
+                    let render = query::schema_render(format);
+                    let lazy = query::compact_schema_within(spec, &schema, 8, bytes);
+                    let expected = query::fit_schema(whole.clone(), bytes, render, "x");
+                    let got = query::fit_compact(lazy, bytes, render, "x");
+                    assert_eq!(got, expected, "{name} at {bytes} bytes, {format:?}");
+                }
+            }
+        }
+    }
 }

@@ -52,6 +52,9 @@ pub struct Answer {
     pub rendered: String,
     /// Notes about what was cut (also inside `value["truncated"]`).
     pub truncated: Vec<String>,
+    /// Schema nodes expanded to make this answer (see [`ExpandStats::nodes`]); 0 for answers
+    /// without schemas.
+    pub expanded_nodes: usize,
 }
 
 impl Answer {
@@ -91,6 +94,7 @@ impl Answer {
             value,
             rendered,
             truncated: notes,
+            expanded_nodes: 0,
         }
     }
 }
@@ -106,14 +110,44 @@ fn renderer(format: Format) -> fn(&Value) -> String {
 
 /// Keep the structural part of a schema: type, format, enum, required, properties, items,
 /// variants, and short descriptions near the top. Refs are inlined with their pointer kept in
-/// `ref`; a ref already open further up is left as `{ "ref": ..., "cycle": true }`.
+/// `ref`; a ref already open further up is left as `{ "ref": ..., "cycle": true }`. Expands the
+/// whole tree (up to `max_depth` and [`MAX_COMPACT_NODES`]); see [`compact_schema_within`] for
+/// the expansion that stops once a byte budget is spent.
 pub fn compact_schema(spec: &Spec, schema: &Value, max_depth: usize) -> Value {
-    let mut stack = Vec::new();
-    let mut nodes = 0usize;
-    compact_inner(spec, schema, 0, max_depth, &mut stack, &mut nodes)
+    compact_schema_within(spec, schema, max_depth, usize::MAX).value
 }
 
-const MAX_COMPACT_NODES: usize = 20_000;
+/// Most schema nodes one compacted schema makes, whatever the budget (past it, the nodes still
+/// waiting are left unexpanded, so a node with many properties may overshoot it by those).
+pub const MAX_COMPACT_NODES: usize = 20_000;
+
+/// A compacted schema and the work it took.
+#[derive(Debug, Clone)]
+pub struct Compact {
+    pub value: Value,
+    pub stats: ExpandStats,
+}
+
+/// How much of a schema tree [`compact_schema_within`] expanded, and where it stopped.
+///
+/// Levels are counted the way the fitter counts them: a schema's own properties are one level
+/// below it, `oneOf` variants too, array `items` are on the level of their array (and so is a
+/// property named `items`, `properties` or `oneOf`, since the fitter goes by key names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpandStats {
+    /// Schema nodes looked at: each one's ref resolved and, unless it is a cycle or past a
+    /// limit, read with `view` (refs followed, `allOf` merged). Nodes left as stubs below the
+    /// level where expansion stopped are not counted.
+    pub nodes: usize,
+    /// Levels expanded (level 0 is the schema itself).
+    pub levels: usize,
+    /// Set when expansion stopped because what levels `0..=n` take at the least, when shown,
+    /// exceeds the byte budget: the schemas one level further down are left as stubs, and no
+    /// answer within the budget can show them.
+    pub stopped_at_level: Option<usize>,
+    /// True when [`MAX_COMPACT_NODES`] stopped the expansion somewhere.
+    pub node_cap_hit: bool,
+}
 
 fn short(s: &str, n: usize) -> String {
     let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -126,110 +160,292 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
-fn compact_inner(
+/// [`compact_schema`], expanded breadth-first and only as far as an answer of `budget` bytes can
+/// show. Every level is expanded whole before the next one is started, so the top-level
+/// properties and their types come before any nesting. After each level, the fewest bytes the
+/// levels expanded so far take when shown ([`min_bytes_by_level`]: each node's type, format and
+/// ref, each property's name) are summed: any answer that shows the next level shows all of
+/// them, so once the sum exceeds the budget the answer cannot go deeper than this level, and
+/// the schemas below it are left as stubs (`{"ref"?, "more": "not expanded"}`) without being
+/// read. The level where it stopped is in [`ExpandStats::stopped_at_level`]; [`fit_compact`]
+/// never shows anything below it. At least levels 0 and 1 are expanded, since the fitter always
+/// shows the top-level properties with a one-line summary each.
+///
+/// With an unlimited budget (`usize::MAX`) this expands the whole tree up to `max_depth` and
+/// [`MAX_COMPACT_NODES`], shallow levels first.
+pub fn compact_schema_within(
     spec: &Spec,
     schema: &Value,
-    depth: usize,
     max_depth: usize,
-    stack: &mut Vec<String>,
-    nodes: &mut usize,
-) -> Value {
-    let root = &spec.doc.root;
-    *nodes += 1;
-    let mut out = Map::new();
-    let mut pushed = false;
-    let mut current = schema;
-    if let Some(r) = ref_of(schema) {
-        match deref(root, schema) {
-            Ok((t, Some(at))) => {
-                if stack.contains(&at) {
-                    return json!({"ref": at, "cycle": true});
-                }
-                out.insert("ref".into(), Value::String(at.clone()));
-                if depth >= max_depth || *nodes > MAX_COMPACT_NODES {
-                    out.insert("more".into(), Value::String("not expanded".into()));
-                    return Value::Object(out);
-                }
-                stack.push(at);
-                pushed = true;
-                current = t;
+    budget: usize,
+) -> Compact {
+    let mut b = Bfs {
+        root: &spec.doc.root,
+        max_depth,
+        slots: vec![Slot {
+            schema,
+            depth: 0,
+            parent: None,
+            opened: None,
+            node: Node::Pending,
+        }],
+        stats: ExpandStats::default(),
+    };
+    let mut level_nodes = vec![0usize];
+    let mut shown_bytes = 0usize;
+    for level in 0.. {
+        let mut next = Vec::new();
+        let mut k = 0;
+        // array items stay on their array's level, so the list grows while it is walked
+        while k < level_nodes.len() {
+            let i = level_nodes[k];
+            k += 1;
+            shown_bytes += b.expand(i, &mut level_nodes, &mut next);
+        }
+        b.stats.levels = level + 1;
+        if next.is_empty() {
+            break;
+        }
+        if shown_bytes > budget && level >= 1 {
+            b.stats.stopped_at_level = Some(level);
+            break;
+        }
+        level_nodes = next;
+    }
+    let value = b.assemble(0);
+    Compact {
+        value,
+        stats: b.stats,
+    }
+}
+
+struct Slot<'a> {
+    schema: &'a Value,
+    /// Nesting of compact schemas (properties, items and variants each add one); `max_depth`
+    /// applies to it.
+    depth: usize,
+    parent: Option<usize>,
+    /// The ref this node inlined, for cycle detection below it.
+    opened: Option<String>,
+    node: Node,
+}
+
+enum Node {
+    /// Not expanded (below the level where expansion stopped).
+    Pending,
+    /// Complete: a cycle, an unresolvable ref, a ref or object past the depth or node limit.
+    Done(Value),
+    /// Expanded: its own keys, and slots for its children.
+    Open {
+        out: Map<String, Value>,
+        required: Option<Value>,
+        properties: Vec<(String, usize)>,
+        items: Option<usize>,
+        variants: Vec<usize>,
+    },
+}
+
+struct Bfs<'a> {
+    root: &'a Value,
+    max_depth: usize,
+    slots: Vec<Slot<'a>>,
+    stats: ExpandStats,
+}
+
+impl<'a> Bfs<'a> {
+    fn child(&mut self, schema: &'a Value, parent: usize) -> usize {
+        self.slots.push(Slot {
+            schema,
+            depth: self.slots[parent].depth + 1,
+            parent: Some(parent),
+            opened: None,
+            node: Node::Pending,
+        });
+        self.slots.len() - 1
+    }
+
+    /// Is `at` inlined by `i` or one of its ancestors?
+    fn open_above(&self, mut i: usize, at: &str) -> bool {
+        loop {
+            if self.slots[i].opened.as_deref() == Some(at) {
+                return true;
             }
-            Ok((t, None)) => current = t,
-            Err(e) => return json!({"ref": r, "error": e.to_string()}),
+            match self.slots[i].parent {
+                Some(p) => i = p,
+                None => return false,
+            }
         }
     }
-    let v = view(root, current);
-    let mut types: Vec<Value> = v.types.iter().map(|t| Value::String(t.clone())).collect();
-    if v.nullable {
-        types.push(Value::String("null".into()));
+
+    /// Past the depth limit, or past the node cap? The cap counts the nodes made so far, those
+    /// waiting on the next level included, so it bounds the whole tree.
+    fn past_limits(&mut self, depth: usize) -> bool {
+        if self.slots.len() > MAX_COMPACT_NODES {
+            self.stats.node_cap_hit = true;
+            return true;
+        }
+        depth >= self.max_depth
     }
-    match types.len() {
-        0 => {}
-        1 => {
-            out.insert("type".into(), types.pop().unwrap_or(Value::Null));
-        }
-        _ => {
-            out.insert("type".into(), Value::Array(types));
-        }
+
+    /// Record a finished node; returns its [`own_bytes`].
+    fn done(&mut self, i: usize, v: Value) -> usize {
+        let bytes = v.as_object().map(own_bytes).unwrap_or(0);
+        self.slots[i].node = Node::Done(v);
+        bytes
     }
-    if let Some(f) = v.format {
-        out.insert("format".into(), Value::String(f.into()));
-    }
-    if let Some(e) = v.enum_values {
-        let mut vals: Vec<Value> = e.iter().take(12).cloned().collect();
-        if e.len() > 12 {
-            vals.push(Value::String(format!("… {} more", e.len() - 12)));
+
+    /// Expand slot `i`: its own keys now, its children as new slots (items on this level, the
+    /// rest on the next). Returns the fewest bytes it takes when shown whole (as
+    /// [`min_bytes_by_level`] counts them).
+    fn expand(&mut self, i: usize, this_level: &mut Vec<usize>, next: &mut Vec<usize>) -> usize {
+        let root = self.root;
+        self.stats.nodes += 1;
+        let schema = self.slots[i].schema;
+        let depth = self.slots[i].depth;
+        let mut out = Map::new();
+        let mut current = schema;
+        if let Some(r) = ref_of(schema) {
+            match deref(root, schema) {
+                Ok((t, Some(at))) => {
+                    if self.slots[i]
+                        .parent
+                        .is_some_and(|p| self.open_above(p, &at))
+                    {
+                        return self.done(i, json!({"ref": at, "cycle": true}));
+                    }
+                    out.insert("ref".into(), Value::String(at.clone()));
+                    if self.past_limits(depth) {
+                        out.insert("more".into(), Value::String("not expanded".into()));
+                        return self.done(i, Value::Object(out));
+                    }
+                    self.slots[i].opened = Some(at);
+                    current = t;
+                }
+                Ok((t, None)) => current = t,
+                Err(e) => {
+                    return self.done(i, json!({"ref": r, "error": e.to_string()}));
+                }
+            }
         }
-        out.insert("enum".into(), Value::Array(vals));
-    }
-    if depth <= 1 {
-        if let Some(d) = v.description.filter(|d| !d.trim().is_empty()) {
-            out.insert(
-                "description".into(),
-                Value::String(short(d, if depth == 0 { 200 } else { 90 })),
-            );
+        let v = view(root, current);
+        let mut types: Vec<Value> = v.types.iter().map(|t| Value::String(t.clone())).collect();
+        if v.nullable {
+            types.push(Value::String("null".into()));
         }
-    }
-    if depth >= max_depth || *nodes > MAX_COMPACT_NODES {
-        if !v.properties.is_empty() {
-            out.insert(
-                "more".into(),
-                Value::String(format!("{} properties not expanded", v.properties.len())),
-            );
+        match types.len() {
+            0 => {}
+            1 => {
+                out.insert("type".into(), types.pop().unwrap_or(Value::Null));
+            }
+            _ => {
+                out.insert("type".into(), Value::Array(types));
+            }
         }
-    } else {
-        if !v.required.is_empty() && !v.properties.is_empty() {
-            out.insert("required".into(), json!(v.required));
+        if let Some(f) = v.format {
+            out.insert("format".into(), Value::String(f.into()));
         }
-        if !v.properties.is_empty() {
-            let mut props = Map::new();
-            for (name, s) in &v.properties {
-                props.insert(
-                    name.clone(),
-                    compact_inner(spec, s, depth + 1, max_depth, stack, nodes),
+        if let Some(e) = v.enum_values {
+            let mut vals: Vec<Value> = e.iter().take(12).cloned().collect();
+            if e.len() > 12 {
+                vals.push(Value::String(format!("… {} more", e.len() - 12)));
+            }
+            out.insert("enum".into(), Value::Array(vals));
+        }
+        if depth <= 1 {
+            if let Some(d) = v.description.filter(|d| !d.trim().is_empty()) {
+                out.insert(
+                    "description".into(),
+                    Value::String(short(d, if depth == 0 { 200 } else { 90 })),
                 );
             }
-            out.insert("properties".into(), Value::Object(props));
         }
-        if let Some(items) = v.items {
-            out.insert(
-                "items".into(),
-                compact_inner(spec, items, depth + 1, max_depth, stack, nodes),
-            );
+        if self.past_limits(depth) {
+            if !v.properties.is_empty() {
+                out.insert(
+                    "more".into(),
+                    Value::String(format!("{} properties not expanded", v.properties.len())),
+                );
+            }
+            return self.done(i, Value::Object(out));
         }
-        if !v.variants.is_empty() {
-            let vars: Vec<Value> = v
-                .variants
-                .iter()
-                .map(|s| compact_inner(spec, s, depth + 1, max_depth, stack, nodes))
-                .collect();
-            out.insert("oneOf".into(), Value::Array(vars));
+        let required =
+            (!v.required.is_empty() && !v.properties.is_empty()).then(|| json!(v.required));
+        let mut bytes = own_bytes(&out);
+        let mut properties = Vec::with_capacity(v.properties.len());
+        for (name, s) in &v.properties {
+            bytes += entry_bytes(name);
+            let c = self.child(s, i);
+            // the fitter counts levels by key, so a property named like a transparent key
+            // (`items`, `properties`, `oneOf`) stays on its parent's level there; so here
+            if is_transparent(name) {
+                this_level.push(c);
+            } else {
+                next.push(c);
+            }
+            properties.push((name.clone(), c));
+        }
+        let items = v.items.map(|s| {
+            let c = self.child(s, i);
+            this_level.push(c);
+            c
+        });
+        let mut variants = Vec::with_capacity(v.variants.len());
+        for s in &v.variants {
+            let c = self.child(s, i);
+            next.push(c);
+            variants.push(c);
+        }
+        self.slots[i].node = Node::Open {
+            out,
+            required,
+            properties,
+            items,
+            variants,
+        };
+        bytes
+    }
+
+    fn assemble(&mut self, i: usize) -> Value {
+        match std::mem::replace(&mut self.slots[i].node, Node::Pending) {
+            Node::Pending => {
+                let mut m = Map::new();
+                if let Some(r) = ref_of(self.slots[i].schema) {
+                    m.insert("ref".into(), Value::String(r.to_string()));
+                }
+                m.insert("more".into(), Value::String("not expanded".into()));
+                Value::Object(m)
+            }
+            Node::Done(v) => v,
+            Node::Open {
+                mut out,
+                required,
+                properties,
+                items,
+                variants,
+            } => {
+                if let Some(r) = required {
+                    out.insert("required".into(), r);
+                }
+                if !properties.is_empty() {
+                    let mut props = Map::new();
+                    for (name, c) in properties {
+                        let v = self.assemble(c);
+                        props.insert(name, v);
+                    }
+                    out.insert("properties".into(), Value::Object(props));
+                }
+                if let Some(c) = items {
+                    let v = self.assemble(c);
+                    out.insert("items".into(), v);
+                }
+                if !variants.is_empty() {
+                    let vars: Vec<Value> = variants.into_iter().map(|c| self.assemble(c)).collect();
+                    out.insert("oneOf".into(), Value::Array(vars));
+                }
+                Value::Object(out)
+            }
         }
     }
-    if pushed {
-        stack.pop();
-    }
-    Value::Object(out)
 }
 
 /// One-line type of a schema (`integer`, `string enum[open,closed]`, `array of #/…/issue`).
@@ -302,51 +518,112 @@ pub fn fit(
     if render(value).len() <= budget {
         return (value.clone(), Vec::new());
     }
-    fit_owned(value.clone(), budget, render, base, None)
+    fit_owned(value.clone(), budget, render, base, None, None)
 }
 
-/// [`fit`] for a schema value rendered by [`schema_render`] (or any renderer that writes every
-/// property name of every `properties` map it shows): the same cuts, but candidates that cannot
-/// fit are skipped without being built or rendered. A candidate shows every property name of
-/// the `properties` maps above its depth limit, each taking at least its length + 2 bytes, so
-/// the sum of those is a lower bound of its rendered size.
+/// [`fit`] for a schema value made by [`compact_schema`] and rendered by [`schema_render`]: the
+/// same cuts, but candidates that cannot fit are skipped without being built or rendered. A
+/// candidate cut below level `d` shows every schema node above that level whole, so the sum of
+/// [`min_bytes_by_level`] over those levels is a lower bound of its rendered size.
 pub fn fit_schema(
     value: Value,
     budget: usize,
     render: fn(&Value) -> String,
     base: &str,
 ) -> (Value, Vec<String>) {
+    fit_schema_to_level(value, budget, render, base, None)
+}
+
+/// [`fit_schema`] for a schema from [`compact_schema_within`], made for the same `budget`: when
+/// its expansion stopped at a level, no candidate deeper than that level is tried (none could
+/// fit, and the stubs below it are never shown).
+pub fn fit_compact(
+    compact: Compact,
+    budget: usize,
+    render: fn(&Value) -> String,
+    base: &str,
+) -> (Value, Vec<String>) {
+    fit_schema_to_level(
+        compact.value,
+        budget,
+        render,
+        base,
+        compact.stats.stopped_at_level,
+    )
+}
+
+fn fit_schema_to_level(
+    value: Value,
+    budget: usize,
+    render: fn(&Value) -> String,
+    base: &str,
+    max_level: Option<usize>,
+) -> (Value, Vec<String>) {
     let mut hist = Vec::new();
-    prop_bytes_by_depth(&value, 0, &mut hist);
+    min_bytes_by_level(&value, 0, &mut hist);
     let whole: usize = hist.iter().sum();
-    if whole > budget || render(&value).len() > budget {
-        fit_owned(value, budget, render, base, Some(&hist))
+    if max_level.is_some() || whole > budget || render(&value).len() > budget {
+        fit_owned(value, budget, render, base, Some(&hist), max_level)
     } else {
         (value, Vec::new())
     }
 }
 
-/// Bytes of property names per depth (in [`limit_depth`]'s sense) of the `properties` maps.
-fn prop_bytes_by_depth(v: &Value, depth: usize, hist: &mut Vec<usize>) {
-    match v {
-        Value::Object(m) => {
-            for (k, c) in m {
-                if k == "properties" {
-                    if let Value::Object(p) = c {
-                        if hist.len() <= depth {
-                            hist.resize(depth + 1, 0);
-                        }
-                        hist[depth] += p.keys().map(|k| k.len() + 2).sum::<usize>();
-                    }
-                }
-                let d = if is_transparent(k) { depth } else { depth + 1 };
-                prop_bytes_by_depth(c, d, hist);
-            }
-        }
-        Value::Array(a) => a
-            .iter()
-            .for_each(|c| prop_bytes_by_depth(c, depth + 1, hist)),
+/// Fewest bytes a schema node's own keys take in any rendering that shows it, whole or as a
+/// one-line summary ([`summary_of`]), in text or JSON: its type names, its format and its `#/...`
+/// ref. Texts may be cut to 40 characters before rendering; refs are never cut.
+fn own_bytes(m: &Map<String, Value>) -> usize {
+    let cut = |s: &str| s.trim().len().min(40);
+    let mut n = 0;
+    match m.get("type") {
+        Some(Value::String(t)) => n += cut(t),
+        Some(Value::Array(ts)) => n += ts.iter().filter_map(Value::as_str).map(cut).sum::<usize>(),
         _ => {}
+    }
+    if let Some(f) = m.get("format").and_then(Value::as_str) {
+        n += cut(f);
+    }
+    if let Some(r) = m
+        .get("ref")
+        .and_then(Value::as_str)
+        .filter(|r| r.starts_with("#/"))
+    {
+        n += r.len();
+    }
+    n
+}
+
+/// Fewest bytes one entry of a `properties` map takes besides its value's own keys: the name, and
+/// `  ` + `: ` + a newline in text, `"` `":` and the value's two delimiters in JSON.
+fn entry_bytes(name: &str) -> usize {
+    name.len() + 5
+}
+
+/// Per level (in [`limit_depth`]'s sense: a property one level below its schema, unless its name
+/// is a transparent key; `items` on its array's level; `oneOf` variants one below), the fewest
+/// bytes the schema nodes of that level take when shown whole: [`own_bytes`] of each node and
+/// [`entry_bytes`] of each of its properties. A candidate cut below level `d` shows every node
+/// of the levels above `d` whole.
+fn min_bytes_by_level(node: &Value, level: usize, hist: &mut Vec<usize>) {
+    let Value::Object(m) = node else { return };
+    if hist.len() <= level {
+        hist.resize(level + 1, 0);
+    }
+    hist[level] += own_bytes(m);
+    if let Some(Value::Object(p)) = m.get("properties") {
+        hist[level] += p.keys().map(|k| entry_bytes(k)).sum::<usize>();
+        for (k, c) in p {
+            let l = if is_transparent(k) { level } else { level + 1 };
+            min_bytes_by_level(c, l, hist);
+        }
+    }
+    if let Some(items) = m.get("items") {
+        min_bytes_by_level(items, level, hist);
+    }
+    if let Some(Value::Array(vars)) = m.get("oneOf") {
+        for c in vars {
+            min_bytes_by_level(c, level + 1, hist);
+        }
     }
 }
 
@@ -356,6 +633,7 @@ fn fit_owned(
     render: fn(&Value) -> String,
     base: &str,
     hist: Option<&[usize]>,
+    max_level: Option<usize>,
 ) -> (Value, Vec<String>) {
     // lower bound of the rendered size of a candidate cut below depth `d` (all depths: None)
     let lower = |d: Option<usize>| -> usize {
@@ -364,7 +642,11 @@ fn fit_owned(
             None => 0,
         }
     };
-    let fits = |v: &Value, d: Option<usize>| lower(d) <= budget && render(v).len() <= budget;
+    let fits = |v: &Value, d: Option<usize>| {
+        d.unwrap_or(usize::MAX) <= max_level.unwrap_or(usize::MAX)
+            && lower(d) <= budget
+            && render(v).len() <= budget
+    };
     let mut notes = Vec::new();
     let mut v = value;
     for n in [160usize, 80, 40] {
@@ -378,7 +660,7 @@ fn fit_owned(
     let total_depth = level_depth(&v) + 1;
     let mut best: Option<(Value, Vec<String>, usize)> = None;
     for d in (1..total_depth).rev() {
-        if d > 1 && lower(Some(d)) > budget {
+        if d > 1 && (lower(Some(d)) > budget || max_level.is_some_and(|m| d > m)) {
             continue;
         }
         let mut cut_at = Vec::new();
@@ -548,7 +830,32 @@ fn child_path(at: &str, key: &str) -> String {
     }
 }
 
+/// Append the path of child `key` to `at`, as [`child_path`] makes it.
+fn push_child_path(at: &mut String, key: &str) {
+    match key {
+        "properties" => {}
+        "items" => at.push_str("[]"),
+        _ if at.is_empty() => at.push_str(key),
+        _ => {
+            at.push('.');
+            at.push_str(key);
+        }
+    }
+}
+
 fn limit_depth(v: &Value, max: usize, depth: usize, at: &str, cut: &mut Vec<String>) -> Value {
+    let mut path = at.to_string();
+    limit_depth_at(v, max, depth, &mut path, cut)
+}
+
+/// [`limit_depth`] with the path of `v` in a buffer that children append to and truncate back.
+fn limit_depth_at(
+    v: &Value,
+    max: usize,
+    depth: usize,
+    at: &mut String,
+    cut: &mut Vec<String>,
+) -> Value {
     match v {
         Value::Object(m) => {
             if depth >= max
@@ -562,14 +869,17 @@ fn limit_depth(v: &Value, max: usize, depth: usize, at: &str, cut: &mut Vec<Stri
                 cut.push(if at.is_empty() {
                     "(top)".into()
                 } else {
-                    at.to_string()
+                    at.clone()
                 });
                 return Value::String(summary_of(v));
             }
             let mut out = Map::new();
+            let len = at.len();
             for (k, c) in m {
                 let d = if is_transparent(k) { depth } else { depth + 1 };
-                out.insert(k.clone(), limit_depth(c, max, d, &child_path(at, k), cut));
+                push_child_path(at, k);
+                out.insert(k.clone(), limit_depth_at(c, max, d, at, cut));
+                at.truncate(len);
             }
             Value::Object(out)
         }
@@ -578,16 +888,23 @@ fn limit_depth(v: &Value, max: usize, depth: usize, at: &str, cut: &mut Vec<Stri
                 cut.push(if at.is_empty() {
                     "(top)".into()
                 } else {
-                    at.to_string()
+                    at.clone()
                 });
                 return Value::String(summary_of(v));
             }
-            Value::Array(
-                a.iter()
-                    .enumerate()
-                    .map(|(i, c)| limit_depth(c, max, depth + 1, &format!("{at}[{i}]"), cut))
-                    .collect(),
-            )
+            let len = at.len();
+            let out = a
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    use std::fmt::Write as _;
+                    let _ = write!(at, "[{i}]");
+                    let out = limit_depth_at(c, max, depth + 1, at, cut);
+                    at.truncate(len);
+                    out
+                })
+                .collect();
+            Value::Array(out)
         }
         other => other.clone(),
     }
@@ -755,43 +1072,74 @@ fn list_item(item: &Value, indent: usize, out: &mut String) {
     }
 }
 
+/// Append a scalar as [`scalar_text`] shows it.
+fn push_scalar(out: &mut String, v: &Value) {
+    match v {
+        Value::String(s) => out.push_str(s),
+        other => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+fn push_pad(out: &mut String, levels: usize) {
+    for _ in 0..levels {
+        out.push_str("  ");
+    }
+}
+
 /// Compact type notation for a compact schema value: `object #/…/issue {id*: integer, …}`.
 fn schema_text(v: &Value, indent: usize, out: &mut String) {
-    let pad = "  ".repeat(indent + 1);
     let Value::Object(m) = v else {
-        out.push_str(&scalar_text(v));
+        push_scalar(out, v);
         return;
     };
-    let ty = match m.get("type") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => a.iter().map(scalar_text).collect::<Vec<_>>().join("|"),
-        _ => String::new(),
-    };
-    let mut head = ty.clone();
+    let mut head = String::new();
+    match m.get("type") {
+        Some(Value::String(s)) => head.push_str(s),
+        Some(Value::Array(a)) => {
+            for (i, t) in a.iter().enumerate() {
+                if i > 0 {
+                    head.push('|');
+                }
+                push_scalar(&mut head, t);
+            }
+        }
+        _ => {}
+    }
     if let Some(f) = m.get("format").and_then(Value::as_str) {
-        head.push_str(&format!("({f})"));
+        head.push('(');
+        head.push_str(f);
+        head.push(')');
     }
     if let Some(r) = m.get("ref").and_then(Value::as_str) {
-        head = if head.is_empty() {
-            r.to_string()
-        } else {
-            format!("{head} {r}")
-        };
+        if !head.is_empty() {
+            head.push(' ');
+        }
+        head.push_str(r);
     }
     if m.get("cycle").and_then(Value::as_bool) == Some(true) {
         head.push_str(" (recursive, see above)");
     }
     if let Some(more) = m.get("more").and_then(Value::as_str) {
-        head.push_str(&format!(" ({more})"));
+        head.push_str(" (");
+        head.push_str(more);
+        head.push(')');
     }
     if let Some(e) = m.get("enum").and_then(Value::as_array) {
-        head.push_str(&format!(
-            " enum[{}]",
-            e.iter().map(scalar_text).collect::<Vec<_>>().join(",")
-        ));
+        head.push_str(" enum[");
+        for (i, x) in e.iter().enumerate() {
+            if i > 0 {
+                head.push(',');
+            }
+            push_scalar(&mut head, x);
+        }
+        head.push(']');
     }
     if let Some(d) = m.get("description").and_then(Value::as_str) {
-        head.push_str(&format!("  // {d}"));
+        head.push_str("  // ");
+        head.push_str(d);
     }
     if head.is_empty() {
         head.push_str("any");
@@ -811,21 +1159,31 @@ fn schema_text(v: &Value, indent: usize, out: &mut String) {
                     .unwrap_or_default();
                 out.push_str(" {\n");
                 for (k, c) in p {
-                    let star = if req.contains(&k.as_str()) { "*" } else { "" };
-                    out.push_str(&format!("{pad}{k}{star}: "));
+                    push_pad(out, indent + 1);
+                    out.push_str(k);
+                    if req.contains(&k.as_str()) {
+                        out.push('*');
+                    }
+                    out.push_str(": ");
                     schema_text(c, indent + 1, out);
                     out.push('\n');
                 }
-                out.push_str(&"  ".repeat(indent));
+                push_pad(out, indent);
                 out.push('}');
             }
-            other => out.push_str(&format!(" {{{}}}", scalar_text(other))),
+            other => {
+                out.push_str(" {");
+                push_scalar(out, other);
+                out.push('}');
+            }
         }
     }
     if let Some(Value::Array(vars)) = m.get("oneOf") {
         out.push_str(" one of:");
         for var in vars {
-            out.push_str(&format!("\n{pad}| "));
+            out.push('\n');
+            push_pad(out, indent + 1);
+            out.push_str("| ");
             schema_text(var, indent + 1, out);
         }
     }
@@ -844,7 +1202,10 @@ fn schema_text(v: &Value, indent: usize, out: &mut String) {
                 | "required"
                 | "oneOf"
         ) {
-            out.push_str(&format!(" {k}={}", scalar_text(c)));
+            out.push(' ');
+            out.push_str(k);
+            out.push('=');
+            push_scalar(out, c);
         }
     }
 }
@@ -1145,13 +1506,16 @@ pub fn show_operation(spec: &Spec, key: &str, budget: Budget) -> anyhow::Result<
         (None, Some(_)) => (0, remaining),
         (None, None) => (0, 0),
     };
+    let mut expanded_nodes = 0;
     if let Some(r) = success_resp {
         if let Some(s) = &r.schema {
-            let compact = compact_schema(spec, s, 8);
+            let share = resp_share.max(64);
+            let compact = compact_schema_within(spec, s, 8, share);
+            expanded_nodes += compact.stats.nodes;
             let at = r.schema_pointer.clone().unwrap_or_default();
-            let (fitted, n) = fit_schema(
+            let (fitted, n) = fit_compact(
                 compact,
-                resp_share.max(64),
+                share,
                 schema_render(budget.format),
                 "response_schema",
             );
@@ -1160,24 +1524,30 @@ pub fn show_operation(spec: &Spec, key: &str, budget: Budget) -> anyhow::Result<
         }
     }
     if let Some(s) = body_schema {
-        let compact = compact_schema(spec, s, 6);
+        let share = body_share.max(64);
+        let compact = compact_schema_within(spec, s, 6, share);
+        expanded_nodes += compact.stats.nodes;
         let at = body
             .as_ref()
             .and_then(|b| b.schema_pointer.clone())
             .unwrap_or_default();
-        let (fitted, n) = fit_schema(
+        let (fitted, n) = fit_compact(
             compact,
-            body_share.max(64),
+            share,
             schema_render(budget.format),
             "request_body_schema",
         );
         notes.extend(n);
         skeleton["request_body_schema"] = json!({"at": at, "schema": fitted});
     }
-    Ok(Answer::finish(skeleton, notes, budget, render))
+    let mut answer = Answer::finish(skeleton, notes, budget, render);
+    answer.expanded_nodes = expanded_nodes;
+    Ok(answer)
 }
 
-fn schema_render(format: Format) -> fn(&Value) -> String {
+/// The renderer a compact schema is measured with when it is fitted to its share of an answer:
+/// the compact type notation in text, compact JSON otherwise.
+pub fn schema_render(format: Format) -> fn(&Value) -> String {
     match format {
         Format::Json => |v| serde_json::to_string(v).unwrap_or_default(),
         Format::Text => |v| {
@@ -1219,17 +1589,16 @@ pub fn show_schema(spec: &Spec, name: &str, budget: Budget) -> anyhow::Result<An
     };
     let render = renderer(budget.format);
     let schema = json!({"$ref": ptr});
-    let compact = compact_schema(spec, &schema, 8);
     let mut value = json!({"schema": name, "at": ptr});
     let head = render(&value).len() + 40;
-    let (fitted, notes) = fit_schema(
-        compact,
-        budget.bytes.saturating_sub(head).max(64),
-        schema_render(budget.format),
-        "definition",
-    );
+    let share = budget.bytes.saturating_sub(head).max(64);
+    let compact = compact_schema_within(spec, &schema, 8, share);
+    let expanded_nodes = compact.stats.nodes;
+    let (fitted, notes) = fit_compact(compact, share, schema_render(budget.format), "definition");
     value["definition"] = fitted;
-    Ok(Answer::finish(value, notes, budget, render))
+    let mut answer = Answer::finish(value, notes, budget, render);
+    answer.expanded_nodes = expanded_nodes;
+    Ok(answer)
 }
 
 // ---------------------------------------------------------------- summary
@@ -1298,5 +1667,60 @@ mod tests {
         let (out, notes) = fit(&v, 100, render_text, "");
         assert_eq!(out, v);
         assert!(notes.is_empty());
+    }
+
+    /// The lower bound that lets expansion stop early and the fitter skip candidates never
+    /// exceeds what a candidate really takes, in text or JSON, with texts cut or not.
+    #[test]
+    fn least_size_by_level_is_a_lower_bound_of_every_candidate() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<std::path::PathBuf> =
+            std::fs::read_dir(root.join("tests/fixtures/openapi"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("bad-"))
+                .collect();
+        files.sort();
+        // GitHub's description when fetched (`.ci/fetch-fixtures.sh`): every 25th schema
+        let github = root.join(".cache/fixtures/github/api.github.com.json");
+        if github.exists() {
+            files.push(github);
+        }
+        let mut checked = 0;
+        for f in &files {
+            let spec = Spec::load(f.to_str().unwrap()).unwrap();
+            let step = if spec.index.schema_names.len() > 100 {
+                25
+            } else {
+                1
+            };
+            for name in spec.index.schema_names.iter().step_by(step) {
+                let schema = json!({"$ref": spec.schema_pointer(name).unwrap()});
+                let whole = compact_schema(&spec, &schema, 8);
+                let mut hist = Vec::new();
+                min_bytes_by_level(&whole, 0, &mut hist);
+                let lower = |d: usize| hist.iter().take(d).sum::<usize>();
+                let mut cut = whole.clone();
+                cut_strings(&mut cut, 40);
+                for format in [Format::Text, Format::Json] {
+                    let render = schema_render(format);
+                    for v in [&whole, &cut] {
+                        assert!(lower(usize::MAX) <= render(v).len(), "{name} {format:?}");
+                        for d in 1..=level_depth(v) + 1 {
+                            let candidate = limit_depth(v, d, 0, "", &mut Vec::new());
+                            let n = render(&candidate).len();
+                            assert!(
+                                lower(d) <= n,
+                                "{}: {name} {format:?} depth {d}: bound {} > {n}",
+                                f.display(),
+                                lower(d)
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 50, "{checked}");
     }
 }

@@ -76,7 +76,7 @@ impl Peer for Factory {
         let queue = JobQueue::new(store.clone());
         self.pool = Some(WorkerPool::start(queue.clone(), Arc::new(PlaceholderPipelineHandler), PoolConfig::default()));
         let dispatcher = Dispatcher::new(queue, RouteContext::default());
-        let state = AppState { webhook_secret: Secret::new(secret), store, intake: dispatcher.waker() };
+        let state = AppState::new(Secret::new(secret), store, dispatcher.waker());
         self.tasks.push(tokio::spawn(dispatcher.run(self.stop.clone())));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -379,9 +379,12 @@ fn main() -> Result<()> {
         max_time: Duration::from_secs(knob("BENCH_SECONDS", 60)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // BENCH_PEERS=factory runs the factory alone (for profiling); BENCHMARKS.md is then left alone.
+    let only_factory = std::env::var("BENCH_PEERS").is_ok_and(|p| p == "factory");
     let mut peers: Vec<Box<dyn Peer>> = vec![Box::new(Factory::new()?)];
     let mut probot_version = None;
-    if let Some(p) = ProbotPeer::prepare()? {
+    if only_factory {
+    } else if let Some(p) = ProbotPeer::prepare()? {
         probot_version = Some(p.version.clone());
         peers.push(Box::new(p));
     }
@@ -436,6 +439,9 @@ fn main() -> Result<()> {
         std::fs::write(&path, serde_json::to_string_pretty(&results)?).with_context(|| format!("writing {path}"))?;
     }
 
+    if only_factory {
+        return Ok(());
+    }
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let date = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
     let mut rows = String::new();

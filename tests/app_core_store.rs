@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use connector_factory::store::{
-    Enqueued, Finish, Intake, JobFilter, JobKind, JobState, NewEvent, NewJob, SqliteStore, Store,
+    Enqueued, EventId, Finish, Intake, JobFilter, JobKind, JobState, NewEvent, NewJob, SqliteStore, Store,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -263,4 +263,63 @@ async fn list_jobs_filters() {
     assert_eq!(issue1.len(), 2);
     assert!(issue1[0].id > issue1[1].id, "newest first");
     assert_eq!(by(JobFilter { limit: Some(1), ..Default::default() }).await.len(), 1);
+}
+
+#[tokio::test]
+async fn record_events_writes_a_batch_once_and_dedupes_inside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+    assert_eq!(store.record_event(&event("old")).await.unwrap(), Intake::Recorded(EventId(1)));
+
+    // More rows than one multi-row statement takes, with copies inside the batch and an id
+    // stored before.
+    let mut batch: Vec<NewEvent> = (0..70).map(|i| event(&format!("b-{i}"))).collect();
+    batch.insert(5, event("old"));
+    batch.push(event("b-3"));
+    batch.push(event("b-3"));
+    batch.push(event("b-69"));
+    let answers = store.record_events(&batch).await.unwrap();
+    assert_eq!(answers.len(), batch.len());
+    let mut seen = std::collections::HashSet::new();
+    let mut ids = std::collections::HashSet::new();
+    for (e, a) in batch.iter().zip(&answers) {
+        let first = e.delivery_id != "old" && seen.insert(e.delivery_id.clone());
+        match a {
+            Intake::Recorded(id) => {
+                assert!(first, "{} recorded twice", e.delivery_id);
+                assert!(ids.insert(*id));
+                assert_eq!(store.get_event(*id).await.unwrap().unwrap().delivery_id, e.delivery_id);
+            }
+            Intake::Duplicate => assert!(!first, "the first copy of {} is a duplicate", e.delivery_id),
+        }
+    }
+    assert_eq!(ids.len(), 70);
+    assert_eq!(store.unrouted_events(1000).await.unwrap().len(), 71);
+    assert_eq!(store.delivery("b-3").await.unwrap().unwrap().redeliveries, 2);
+    assert_eq!(store.delivery("b-69").await.unwrap().unwrap().redeliveries, 1);
+    assert_eq!(store.delivery("old").await.unwrap().unwrap().redeliveries, 1);
+    assert_eq!(store.delivery("b-0").await.unwrap().unwrap().redeliveries, 0);
+    assert!(store.record_events(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_batch_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.delivery_id = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let batch = [event("ok-1"), event("poison"), event("ok-2")];
+    let err = store.record_events(&batch).await.unwrap_err();
+    assert!(format!("{err:#}").contains("refused by the test"), "{err:#}");
+    for id in ["ok-1", "poison", "ok-2"] {
+        assert!(store.delivery(id).await.unwrap().is_none(), "{id} was kept from a failed batch");
+    }
+    assert!(store.unrouted_events(10).await.unwrap().is_empty());
+    // The intake connection is usable afterwards (the transaction was rolled back).
+    assert!(matches!(store.record_events(&batch[..1]).await.unwrap()[..], [Intake::Recorded(_)]));
 }

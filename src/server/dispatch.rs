@@ -30,7 +30,7 @@ impl Dispatcher {
         Dispatcher { queue, ctx, wake: Arc::new(Notify::new()), poll_every: Duration::from_secs(5) }
     }
 
-    /// Give this to [`super::AppState::intake`].
+    /// Give this to [`super::AppState::new`]: the intake writer wakes it after each batch.
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()
     }

@@ -352,6 +352,20 @@ pub trait Store: Send + Sync + 'static {
     /// Records the delivery id and the event in one transaction, or reports a duplicate.
     async fn record_event(&self, event: &NewEvent) -> Result<Intake>;
 
+    /// [`Store::record_event`] for many deliveries in one transaction (group commit): one answer
+    /// per event, in order. A delivery id seen before, or earlier in the same slice, is a
+    /// [`Intake::Duplicate`] and counts as a redelivery. The SQLite store writes the whole slice in
+    /// one transaction, so an error means none of it was stored; this default records the events
+    /// one by one, so after an error the earlier ones may be stored (a redelivery of those is then
+    /// answered as a duplicate).
+    async fn record_events(&self, events: &[NewEvent]) -> Result<Vec<Intake>> {
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            out.push(self.record_event(event).await?);
+        }
+        Ok(out)
+    }
+
     async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryRecord>>;
 
     async fn get_event(&self, id: EventId) -> Result<Option<StoredEvent>>;

@@ -12,8 +12,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 // Column lists are constants, so the formatted statements below carry no outside input.
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Claims beyond this many end the job as failed: a job that kills its worker every time must
@@ -25,6 +27,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations"
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The webhook intake's own connection (file databases only): intake writes never wait for
+    /// a pool connection, and its prepared statements stay cached. The mutex also keeps intake
+    /// transactions from contending with each other for SQLite's write lock.
+    intake: Option<Arc<tokio::sync::Mutex<SqliteConnection>>>,
     max_attempts: u32,
 }
 
@@ -58,11 +64,17 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists once per connection, so it must have exactly one.
             .max_connections(if in_memory { 1 } else { 4 })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("opening the database {}", file.display()))?;
         MIGRATOR.run(&pool).await.context("migrating the database")?;
-        Ok(SqliteStore { pool, max_attempts: DEFAULT_MAX_ATTEMPTS })
+        let intake = if in_memory {
+            None
+        } else {
+            let conn = options.connect().await.with_context(|| format!("opening the database {}", file.display()))?;
+            Some(Arc::new(tokio::sync::Mutex::new(conn)))
+        };
+        Ok(SqliteStore { pool, intake, max_attempts: DEFAULT_MAX_ATTEMPTS })
     }
 
     pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
@@ -137,6 +149,92 @@ fn duration_ms(d: Duration) -> i64 {
 
 fn new_lease_token() -> String {
     format!("{:032x}", rand::random::<u128>())
+}
+
+/// Rows per multi-row INSERT in [`record_batch`]. Each size up to this is its own statement text,
+/// so at most `2 * INTAKE_CHUNK` intake statements sit in the connection's statement cache
+/// (sqlx keeps 100), and 7 columns × 32 rows stays far below SQLite's bound-parameter limit.
+const INTAKE_CHUNK: usize = 32;
+
+/// Records a batch of deliveries in one write transaction: a few multi-row statements for the
+/// whole batch, because every statement is a round trip to sqlx's connection thread and that
+/// hand-off, not SQLite, is what a delivery used to cost.
+async fn record_batch(conn: &mut SqliteConnection, events: &[NewEvent]) -> Result<Vec<Intake>> {
+    // The first copy of each delivery id in the batch is the candidate; later copies are
+    // redeliveries, whatever happens to the first.
+    let mut first_copy: HashSet<&str> = HashSet::with_capacity(events.len());
+    let candidates: Vec<&NewEvent> =
+        events.iter().filter(|e| first_copy.insert(e.delivery_id.as_str())).collect();
+
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let mut new_ids: HashSet<String> = HashSet::with_capacity(candidates.len());
+    for chunk in candidates.chunks(INTAKE_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO deliveries (delivery_id, event, received_at, last_seen_at) ");
+        q.push_values(chunk, |mut row, e| {
+            let at = e.received_at.timestamp_millis();
+            row.push_bind(e.delivery_id.as_str()).push_bind(e.event.as_str()).push_bind(at).push_bind(at);
+        });
+        q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+        new_ids.extend(q.build_query_scalar::<String>().fetch_all(&mut *tx).await?);
+    }
+
+    // Redeliveries: ids stored before, and second copies within the batch.
+    let mut redelivered: HashMap<&str, (i64, i64)> = HashMap::new();
+    let mut counted_first: HashSet<&str> = HashSet::with_capacity(new_ids.len());
+    for e in events {
+        let id = e.delivery_id.as_str();
+        if new_ids.contains(id) && counted_first.insert(id) {
+            continue;
+        }
+        let at = e.received_at.timestamp_millis();
+        let entry = redelivered.entry(id).or_insert((0, at));
+        entry.0 += 1;
+        entry.1 = entry.1.max(at);
+    }
+    for (id, (count, last_seen)) in &redelivered {
+        sqlx::query("UPDATE deliveries SET redeliveries = redeliveries + ?, last_seen_at = MAX(last_seen_at, ?) WHERE delivery_id = ?")
+            .bind(count)
+            .bind(last_seen)
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+    }
+
+    let fresh: Vec<&NewEvent> = candidates.into_iter().filter(|e| new_ids.contains(&e.delivery_id)).collect();
+    let mut event_ids: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
+    for chunk in fresh.chunks(INTAKE_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (delivery_id, event, action, installation_id, repository, payload, received_at) ",
+        );
+        q.push_values(chunk, |mut row, e| {
+            row.push_bind(e.delivery_id.as_str())
+                .push_bind(e.event.as_str())
+                .push_bind(e.action.as_deref())
+                .push_bind(e.installation_id)
+                .push_bind(e.repository.as_deref())
+                .push_bind(e.payload.as_str())
+                .push_bind(e.received_at.timestamp_millis());
+        });
+        q.push(" RETURNING id, delivery_id");
+        for row in q.build().fetch_all(&mut *tx).await? {
+            event_ids.insert(row.try_get("delivery_id")?, row.try_get("id")?);
+        }
+    }
+    tx.commit().await?;
+
+    let mut answered: HashSet<&str> = HashSet::with_capacity(event_ids.len());
+    events
+        .iter()
+        .map(|e| {
+            let id = e.delivery_id.as_str();
+            match event_ids.get(id) {
+                Some(&event_id) if answered.insert(id) => Ok(Intake::Recorded(EventId(event_id))),
+                Some(_) => Ok(Intake::Duplicate),
+                None if new_ids.contains(id) => anyhow::bail!("the event of delivery {id} was not stored"),
+                None => Ok(Intake::Duplicate),
+            }
+        })
+        .collect()
 }
 
 /// The enqueue rules, inside a caller's write transaction.
@@ -243,45 +341,18 @@ impl Store for SqliteStore {
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<Intake> {
-        let at = event.received_at.timestamp_millis();
-        let mut tx = self.write_tx().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO deliveries (delivery_id, event, received_at, last_seen_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (delivery_id) DO NOTHING",
-        )
-        .bind(&event.delivery_id)
-        .bind(&event.event)
-        .bind(at)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            sqlx::query(
-                "UPDATE deliveries SET redeliveries = redeliveries + 1, last_seen_at = ? WHERE delivery_id = ?",
-            )
-            .bind(at)
-            .bind(&event.delivery_id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(Intake::Duplicate);
+        let mut out = self.record_events(std::slice::from_ref(event)).await?;
+        out.pop().context("no answer for the delivery")
+    }
+
+    async fn record_events(&self, events: &[NewEvent]) -> Result<Vec<Intake>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
         }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO events (delivery_id, event, action, installation_id, repository, payload, received_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&event.delivery_id)
-        .bind(&event.event)
-        .bind(&event.action)
-        .bind(event.installation_id)
-        .bind(&event.repository)
-        .bind(&event.payload)
-        .bind(at)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Intake::Recorded(EventId(id)))
+        match &self.intake {
+            Some(conn) => record_batch(&mut *conn.lock().await, events).await,
+            None => record_batch(&mut *self.pool.acquire().await?, events).await,
+        }
     }
 
     async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryRecord>> {

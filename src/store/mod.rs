@@ -377,6 +377,16 @@ pub trait Store: Send + Sync + 'static {
     /// two cannot enqueue twice or lose the event.
     async fn route_event(&self, id: EventId, route: &Value, jobs: &[NewJob]) -> Result<Vec<Enqueued>>;
 
+    /// [`Store::route_event`] for several events, in order; the SQLite store does them in one
+    /// transaction (all or nothing), this default one by one.
+    async fn route_events(&self, routes: &[(EventId, Value, Vec<NewJob>)]) -> Result<Vec<Vec<Enqueued>>> {
+        let mut out = Vec::with_capacity(routes.len());
+        for (id, route, jobs) in routes {
+            out.push(self.route_event(*id, route, jobs).await?);
+        }
+        Ok(out)
+    }
+
     /// Adds a job; an exclusive kind replaces the active jobs (see [`JobKind::supersedes`]).
     async fn enqueue(&self, job: &NewJob) -> Result<Enqueued>;
 

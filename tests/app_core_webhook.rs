@@ -226,6 +226,12 @@ async fn logs_never_contain_the_secret_or_the_signature() {
         tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
+    // Tests run in parallel, and tracing caches per call site whether anyone listens. While this
+    // is the only subscriber alive, a call site first reached by another test's thread asks that
+    // thread's (absent) subscriber and is cached as "nobody listens"; with a second one alive,
+    // tracing asks every live subscriber instead. Then recompute what is cached already.
+    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
+    tracing::callsite::rebuild_interest_cache();
     let app = app(1 << 20).await;
     let body = serde_json::to_vec(&request_issue(1)).unwrap();
     let good = sign(SECRET.as_bytes(), &body);

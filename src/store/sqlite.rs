@@ -181,7 +181,7 @@ impl Drop for IntakeTurn<'_> {
 
 impl WriteGate {
     const QUIET: Duration = Duration::from_millis(2);
-    const MAX_HOLD_BACK: Duration = Duration::from_millis(50);
+    const MAX_HOLD_BACK: Duration = Duration::from_millis(250);
 
     async fn intake(&self) -> IntakeTurn<'_> {
         IntakeTurn { gate: self, _lock: self.lock.lock().await }

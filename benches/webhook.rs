@@ -2,19 +2,25 @@
 //! receivers that verify and persist each delivery before answering.
 //!
 //! `cargo bench --bench webhook` (knobs: BENCH_DELIVERIES, BENCH_CONCURRENCY, BENCH_SECONDS,
-//! BENCH_WARMUP, BENCH_JSON=<file> to also write the results as JSON). It rewrites the
+//! BENCH_WARMUP, BENCH_JSON=<file> to also write the results as JSON, BENCH_PEERS=factory to run
+//! the factory alone, e.g. under a profiler, without touching BENCHMARKS.md). It rewrites the
 //! `## Webhook intake` section of BENCHMARKS.md.
 //!
-//! Each receiver is a [`Peer`]: the factory, and a Probot app (`benches/probot/server.mjs`, npm
-//! `probot` pinned there) that verifies with Probot's own middleware and appends each delivery to a
-//! file before answering. Probot is skipped, with a note, when node/npm are missing or `npm ci`
-//! fails. Both get the same signed payloads, in the same order, with the same concurrency.
+//! Each receiver is a [`Peer`]: the factory's full serve stack, the factory's intake path alone,
+//! and a Probot app (`benches/probot/server.mjs`, npm `probot` pinned there) that verifies with
+//! Probot's own middleware and appends each delivery to a file before answering. Probot is
+//! skipped, with a note, when node/npm are missing or `npm ci` fails. All get the same signed
+//! payloads, in the same order, from the same client with the same concurrency.
 
 
 mod support;
 use support::replace_section;
 use anyhow::{Context, Result, ensure};
 use async_trait::async_trait;
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use connector_factory::config::Secret;
 use connector_factory::github::route::RouteContext;
 use connector_factory::server::dispatch::Dispatcher;
@@ -40,14 +46,22 @@ trait Peer: Send {
     /// How many distinct deliveries the receiver has persisted.
     async fn persisted(&self) -> Result<u64>;
     async fn stop(&mut self) -> Result<()>;
+    /// Waits for whatever the receiver does after answering (the factory's routing) to finish;
+    /// how long that took after the last answer, if it does anything.
+    async fn settle(&mut self) -> Result<Option<Duration>> {
+        Ok(None)
+    }
     /// Whether an answer with this status means "verified and stored".
     fn accepts(&self, status: u16) -> bool {
         status == 202
     }
 }
 
-/// The factory's own stack, as `serve` wires it: router, dispatcher, worker pool, SQLite.
+/// The factory's own stack, as `serve` wires it: router, intake writer, dispatcher, worker pool
+/// (placeholder pipeline), SQLite. `intake_only` leaves the dispatcher and the pool out, to show
+/// what the HTTP + verify + persist path alone does on the same machine.
 struct Factory {
+    intake_only: bool,
     dir: tempfile::TempDir,
     store: Option<SqliteStore>,
     stop: CancellationToken,
@@ -56,8 +70,9 @@ struct Factory {
 }
 
 impl Factory {
-    fn new() -> Result<Self> {
+    fn new(intake_only: bool) -> Result<Self> {
         Ok(Factory {
+            intake_only,
             dir: tempfile::tempdir()?,
             store: None,
             stop: CancellationToken::new(),
@@ -70,17 +85,19 @@ impl Factory {
 #[async_trait]
 impl Peer for Factory {
     fn name(&self) -> &str {
-        "connector-factory"
+        if self.intake_only { "factory intake only" } else { "connector-factory" }
     }
 
     async fn start(&mut self, secret: &str) -> Result<SocketAddr> {
         let sqlite = SqliteStore::connect(&format!("sqlite://{}", self.dir.path().join("bench.db").display())).await?;
         let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let queue = JobQueue::new(store.clone());
-        self.pool = Some(WorkerPool::start(queue.clone(), Arc::new(PlaceholderPipelineHandler), PoolConfig::default()));
-        let dispatcher = Dispatcher::new(queue, RouteContext::default());
-        let state = AppState { webhook_secret: Secret::new(secret), store, intake: dispatcher.waker() };
-        self.tasks.push(tokio::spawn(dispatcher.run(self.stop.clone())));
+        let dispatcher = Dispatcher::new(queue.clone(), RouteContext::default());
+        let state = AppState::new(Secret::new(secret), store, dispatcher.waker());
+        if !self.intake_only {
+            self.pool = Some(WorkerPool::start(queue, Arc::new(PlaceholderPipelineHandler), PoolConfig::default()));
+            self.tasks.push(tokio::spawn(dispatcher.run(self.stop.clone())));
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let stop = self.stop.clone();
@@ -97,6 +114,25 @@ impl Peer for Factory {
         let store = self.store.as_ref().context("not started")?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(store.pool()).await?;
         Ok(u64::try_from(n)?)
+    }
+
+    /// Until every stored event is routed (the dispatcher runs on after the answers).
+    async fn settle(&mut self) -> Result<Option<Duration>> {
+        if self.intake_only {
+            return Ok(None);
+        }
+        let store = self.store.as_ref().context("not started")?;
+        let started = Instant::now();
+        loop {
+            let unrouted: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE routed_at IS NULL")
+                .fetch_one(store.pool())
+                .await?;
+            if unrouted == 0 {
+                return Ok(Some(started.elapsed()));
+            }
+            ensure!(started.elapsed() < Duration::from_secs(120), "{unrouted} events still unrouted after 120 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn stop(&mut self) -> Result<()> {
@@ -268,6 +304,8 @@ struct Outcome {
     persisted: u64,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// How long after the last answer the receiver finished what it does behind the answer.
+    settled: Option<Duration>,
 }
 
 impl Outcome {
@@ -284,17 +322,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-type Work = Arc<Vec<(String, &'static str, String, Vec<u8>)>>;
+type Work = Arc<Vec<(String, &'static str, String, Bytes)>>;
 
-/// Sends every delivery of `work` with `concurrency` requests in flight; per request, the latency
-/// and the answer's status (0 when there was none).
-async fn blast(client: &reqwest::Client, url: &str, work: Work, concurrency: usize, deadline: Instant) -> Result<Vec<(Duration, u16)>> {
+/// Sends every delivery of `work` with `concurrency` requests in flight, one keep-alive HTTP/1.1
+/// connection per request in flight (what a pooled client opens for that many); per request,
+/// the latency and the answer's status (0 when there was none). The requests are built from
+/// ready bytes and the answers only have their status read and their body drained, so the
+/// client costs as little as it can of the CPU it shares with the receiver.
+async fn blast(addr: SocketAddr, work: Work, concurrency: usize, deadline: Instant) -> Result<Vec<(Duration, u16)>> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (client, url, work, next) = (client.clone(), url.to_string(), work.clone(), next.clone());
+        let (work, next) = (work.clone(), next.clone());
         workers.spawn(async move {
             let mut answers = Vec::new();
+            let mut conn: Option<http1::SendRequest<Full<Bytes>>> = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= work.len() || Instant::now() > deadline {
@@ -302,22 +344,12 @@ async fn blast(client: &reqwest::Client, url: &str, work: Work, concurrency: usi
                 }
                 let (id, event, sig, body) = &work[i];
                 let t = Instant::now();
-                let res = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-github-event", *event)
-                    .header("x-github-delivery", id)
-                    .header("x-hub-signature-256", sig)
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let status = match res {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        let _ = r.bytes().await;
-                        status
+                let status = match send(&mut conn, addr, id, event, sig, body.clone()).await {
+                    Ok(status) => status,
+                    Err(_) => {
+                        conn = None;
+                        0
                     }
-                    Err(_) => 0,
                 };
                 answers.push((t.elapsed(), status));
             }
@@ -331,11 +363,42 @@ async fn blast(client: &reqwest::Client, url: &str, work: Work, concurrency: usi
     Ok(answers)
 }
 
+/// One POST /webhook on `conn`, connecting first when there is none (or it was closed).
+async fn send(
+    conn: &mut Option<http1::SendRequest<Full<Bytes>>>,
+    addr: SocketAddr,
+    id: &str,
+    event: &str,
+    sig: &str,
+    body: Bytes,
+) -> Result<u16> {
+    if conn.as_ref().is_none_or(|c| c.is_closed()) {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        *conn = Some(sender);
+    }
+    let sender = conn.as_mut().context("connected above")?;
+    sender.ready().await?;
+    let req = http::Request::post("/webhook")
+        .header(http::header::HOST, "127.0.0.1")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", id)
+        .header("x-hub-signature-256", sig)
+        .body(Full::new(body))?;
+    let res = sender.send_request(req).await?;
+    let status = res.status().as_u16();
+    res.into_body().collect().await?;
+    Ok(status)
+}
+
 fn signed(prefix: &str, n: usize) -> Work {
     Arc::new(
         payloads(prefix, n)
             .into_iter()
-            .map(|(id, event, body)| (id, event, sign(SECRET.as_bytes(), &body), body))
+            .map(|(id, event, body)| (id, event, sign(SECRET.as_bytes(), &body), Bytes::from(body)))
             .collect(),
     )
 }
@@ -343,21 +406,20 @@ fn signed(prefix: &str, n: usize) -> Work {
 async fn run(peer: &mut dyn Peer, knobs: &Knobs) -> Result<Outcome> {
     let addr = peer.start(SECRET).await?;
     ensure!(addr.ip().is_loopback(), "peers must listen on loopback only");
-    let url = format!("http://{addr}/webhook");
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
     // Warm-up (untimed, own delivery ids): connections, JIT, caches.
-    let warm = blast(&client, &url, signed("warmup", knobs.warmup), knobs.concurrency, Instant::now() + knobs.max_time).await?;
+    let warm = blast(addr, signed("warmup", knobs.warmup), knobs.concurrency, Instant::now() + knobs.max_time).await?;
     let warm_ok = warm.iter().filter(|(_, s)| peer.accepts(*s)).count();
     let work = signed("bench", knobs.deliveries);
     let started = Instant::now();
-    let answers = blast(&client, &url, work, knobs.concurrency, started + knobs.max_time).await?;
+    let answers = blast(addr, work, knobs.concurrency, started + knobs.max_time).await?;
     let elapsed = started.elapsed();
     let persisted = peer.persisted().await?.saturating_sub(warm_ok as u64);
+    let settled = peer.settle().await?;
     peer.stop().await?;
     let accepted = answers.iter().filter(|(_, s)| peer.accepts(*s)).count();
     let mut latencies: Vec<Duration> = answers.iter().map(|(l, _)| *l).collect();
     latencies.sort();
-    Ok(Outcome { peer: peer.name().to_string(), sent: latencies.len(), accepted, persisted, elapsed, latencies })
+    Ok(Outcome { peer: peer.name().to_string(), sent: latencies.len(), accepted, persisted, elapsed, latencies, settled })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -376,15 +438,17 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let knobs = Knobs {
-        deliveries: knob("BENCH_DELIVERIES", 2000) as usize,
-        warmup: knob("BENCH_WARMUP", 200) as usize,
+        deliveries: knob("BENCH_DELIVERIES", 20000) as usize,
+        warmup: knob("BENCH_WARMUP", 1000) as usize,
         concurrency: knob("BENCH_CONCURRENCY", 16).max(1) as usize,
         max_time: Duration::from_secs(knob("BENCH_SECONDS", 60)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let mut peers: Vec<Box<dyn Peer>> = vec![Box::new(Factory::new()?)];
+    // BENCH_PEERS=factory runs the factory alone (for profiling); BENCHMARKS.md is then left alone.
+    let only_factory = std::env::var("BENCH_PEERS").is_ok_and(|p| p == "factory");
+    let mut peers: Vec<Box<dyn Peer>> = vec![Box::new(Factory::new(false)?), Box::new(Factory::new(true)?)];
     let mut probot_version = None;
-    if let Some(p) = ProbotPeer::prepare()? {
+    if !only_factory && let Some(p) = ProbotPeer::prepare()? {
         probot_version = Some(p.version.clone());
         peers.push(Box::new(p));
     }
@@ -395,20 +459,24 @@ fn main() -> Result<()> {
         "webhook intake on loopback: {} signed deliveries (+{} warm-up), {} in flight, verified and persisted before the answer",
         knobs.deliveries, knobs.warmup, knobs.concurrency
     );
-    println!("{:<20} {:>8} {:>9} {:>10} {:>12} {:>10} {:>10}", "peer", "sent", "accepted", "persisted", "deliv/s", "p50", "p99");
+    println!(
+        "{:<20} {:>8} {:>9} {:>10} {:>12} {:>10} {:>10} {:>9}",
+        "peer", "sent", "accepted", "persisted", "deliv/s", "p50", "p99", "settled"
+    );
     let mut outcomes = Vec::new();
     for peer in peers.iter_mut() {
         let o = runtime.block_on(run(peer.as_mut(), &knobs))?;
         let (p50, p99) = (percentile(&o.latencies, 50.0), percentile(&o.latencies, 99.0));
         println!(
-            "{:<20} {:>8} {:>9} {:>10} {:>12.0} {:>8.2}ms {:>8.2}ms",
+            "{:<20} {:>8} {:>9} {:>10} {:>12.0} {:>8.2}ms {:>8.2}ms {:>9}",
             o.peer,
             o.sent,
             o.accepted,
             o.persisted,
             o.rate(),
             ms(p50),
-            ms(p99)
+            ms(p99),
+            o.settled.map(|d| format!("{:.2}s", d.as_secs_f64())).unwrap_or_default()
         );
         ensure!(
             o.accepted == o.sent && o.persisted as usize == o.accepted,
@@ -418,12 +486,14 @@ fn main() -> Result<()> {
         outcomes.push(o);
     }
     let load_after = load_average();
-    let ratio = match outcomes.as_slice() {
-        [ours, theirs, ..] => Some(ours.rate() / theirs.rate()),
-        _ => None,
+    let probot = outcomes.iter().find(|o| o.peer == "probot");
+    let ratio_of = |name: &str| {
+        let ours = outcomes.iter().find(|o| o.peer == name)?;
+        Some(ours.rate() / probot?.rate())
     };
-    if let Some(r) = ratio {
-        println!("throughput ratio connector-factory / probot: {r:.1}x (aim: at least 10x)");
+    let (ratio, ratio_intake) = (ratio_of("connector-factory"), ratio_of("factory intake only"));
+    if let (Some(r), Some(ri)) = (ratio, ratio_intake) {
+        println!("throughput ratio / probot: full stack {r:.1}x, intake only {ri:.1}x (aim: at least 10x)");
     }
     if let Ok(path) = std::env::var("BENCH_JSON") {
         let results: Vec<_> = outcomes
@@ -433,52 +503,75 @@ fn main() -> Result<()> {
                     "peer": o.peer, "deliveries": o.sent, "accepted": o.accepted, "persisted": o.persisted,
                     "concurrency": knobs.concurrency, "seconds": o.elapsed.as_secs_f64(), "per_second": o.rate(),
                     "p50_ms": ms(percentile(&o.latencies, 50.0)), "p99_ms": ms(percentile(&o.latencies, 99.0)),
+                    "settled_seconds": o.settled.map(|d| d.as_secs_f64()),
                 })
             })
             .collect();
         std::fs::write(&path, serde_json::to_string_pretty(&results)?).with_context(|| format!("writing {path}"))?;
     }
 
+    if only_factory {
+        return Ok(());
+    }
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let date = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
     let mut rows = String::new();
     for o in &outcomes {
-        let what = if o.peer == "probot" {
-            format!("Peer: {}", probot_version.as_deref().unwrap_or("probot"))
-        } else {
-            "connector-factory (full serve stack: router, dispatcher, worker pool, SQLite)".to_string()
+        let what = match o.peer.as_str() {
+            "probot" => format!("Peer: {}", probot_version.as_deref().unwrap_or("probot")),
+            "connector-factory" => {
+                "connector-factory, full serve stack (router, intake writer, dispatcher, worker pool, SQLite)".to_string()
+            }
+            _ => "connector-factory, intake only (router, intake writer, SQLite; no dispatcher, no workers)".to_string(),
         };
         rows.push_str(&format!(
-            "| {what} | {:.0} | {:.2} ms | {:.2} ms | {} / {} / {} |\n",
+            "| {what} | {:.0} | {:.2} ms | {:.2} ms | {} / {} / {} | {} |\n",
             o.rate(),
             ms(percentile(&o.latencies, 50.0)),
             ms(percentile(&o.latencies, 99.0)),
             o.sent,
             o.accepted,
-            o.persisted
+            o.persisted,
+            o.settled.map(|d| format!("{:.2} s", d.as_secs_f64())).unwrap_or_else(|| "–".to_string())
         ));
     }
-    let verdict = match ratio {
-        Some(r) if r >= 10.0 => format!("| Ratio (throughput) | {r:.1}x | | | |\n\nThe aim of at least 10x Probot's throughput is met."),
-        Some(r) => format!("| Ratio (throughput) | {r:.1}x | | | |\n\nThe aim of at least 10x Probot's throughput is **not met**: {r:.1}x."),
-        None => "The Probot peer did not run (node/npm missing or `npm ci` failed), so there is no ratio.".to_string(),
+    let verdict = match (ratio, ratio_intake) {
+        (Some(r), Some(ri)) => {
+            let met = if r >= 10.0 {
+                "The aim of at least 10x Probot's throughput is met.".to_string()
+            } else {
+                format!(
+                    "The aim of at least 10x Probot's throughput is **not met**: {r:.1}x with the whole stack \
+                     running, {ri:.1}x for the intake path alone. What bounds it is measured in the next section."
+                )
+            };
+            format!("| Ratio to Probot (throughput) | {r:.1}x full stack, {ri:.1}x intake only | | | | |\n\n{met}")
+        }
+        _ => "The Probot peer did not run (node/npm missing or `npm ci` failed), so there is no ratio.".to_string(),
     };
     let section = format!(
         "## Webhook intake\n\n\
          Measured by `cargo bench --bench webhook` (release build) on {date}, {cpus} CPU(s); 1-minute load average \
-         {load_before} before and {load_after} after. Loopback HTTP/1.1, keep-alive, {conc} requests in flight from one \
-         reqwest client, {n} timed deliveries per peer after {warm} untimed warm-up deliveries. Payloads are made by \
-         the bench: signed (HMAC-SHA256, `X-Hub-Signature-256`) `issues.opened` bodies carrying the Stripe connector \
-         request of `tests/fixtures/requests/stripe.md` ({size_issue} B) alternating with `issue_comment.created` \
-         ({size_comment} B); both peers get the same bytes, ids and order. Latency is from send to the full answer.\n\n\
-         | Receiver | Deliveries/s | p50 | p99 | sent / accepted / persisted |\n|---|---|---|---|---|\n\
+         {load_before} before and {load_after} after (other work on the machine shares the CPUs, so figures move \
+         between runs). Loopback HTTP/1.1, keep-alive: the load generator runs in the bench process with {conc} \
+         requests in flight, each on its own connection (hyper's plain HTTP/1.1 client, requests built from ready \
+         bytes), the same client for every peer; {n} timed deliveries per peer after {warm} untimed warm-up \
+         deliveries. Payloads are made by the bench: signed (HMAC-SHA256, `X-Hub-Signature-256`) `issues.opened` \
+         bodies carrying the Stripe connector request of `tests/fixtures/requests/stripe.md` ({size_issue} B) \
+         alternating with `issue_comment.created` ({size_comment} B); every peer gets the same bytes, ids and order. \
+         Latency is from send to the full answer. *Settled* is how long after the last answer the factory's \
+         dispatcher had routed every stored event.\n\n\
+         | Receiver | Deliveries/s | p50 | p99 | sent / accepted / persisted | settled |\n|---|---|---|---|---|---|\n\
          {rows}{verdict}\n\n\
          What each receiver does before answering:\n\
-         - **connector-factory** (202): body-size cap, HMAC check over the raw bytes, header and JSON checks, then one \
-         SQLite transaction (WAL, `synchronous=NORMAL`) that inserts the delivery id (deduplicated) and the event with \
-         its payload; the dispatcher then routes it (a job for each connector request) and the worker pool runs the \
-         placeholder pipeline, all in the same process while the load runs. The load generator shares the same \
-         process and the 2 CPUs.\n\
+         - **connector-factory** (202): body-size cap, HMAC check over the raw bytes, header and JSON checks, then the \
+         delivery goes to the intake writer (group commit): one task takes every delivery waiting, writes them in one \
+         SQLite transaction (WAL, `synchronous=NORMAL`, delivery ids deduplicated, also within the batch) and answers \
+         each request only after that transaction has committed. In the full-stack row the dispatcher routes the \
+         stored events (a job for each connector request) and the worker pool runs the placeholder pipeline, in the \
+         same process while the load runs; the placeholder finishes a job at once, so the pool works through about \
+         one job per two deliveries as fast as it can, which a real pipeline (minutes per job) never asks of it. The \
+         intake-only row starts neither. The load generator shares the process and the CPUs.\n\
          - **Probot** (200, `benches/probot/server.mjs`): Probot's `createNodeMiddleware` (@octokit/webhooks: HMAC check \
          over the raw body, JSON parse), then an `onAny` handler that checks the delivery id against an in-memory set \
          and appends one JSON line (id, event, payload) to a file with a single `write(2)` (O_APPEND, no fsync), \

@@ -160,6 +160,15 @@ impl JobQueue {
         Ok(out)
     }
 
+    /// See [`Store::route_events`].
+    pub async fn route_events(&self, routes: &[(EventId, Value, Vec<NewJob>)]) -> Result<Vec<Vec<Enqueued>>> {
+        let out = self.store.route_events(routes).await?;
+        for enqueued in &out {
+            self.after(enqueued);
+        }
+        Ok(out)
+    }
+
     fn after(&self, enqueued: &[Enqueued]) {
         for e in enqueued {
             if let Enqueued::Created { id, replaced } = e {

@@ -6,7 +6,9 @@
 mod store_backends;
 
 use chrono::Utc;
-use connector_factory::store::{Enqueued, Finish, Intake, JobFilter, JobKind, JobState, NewEvent, NewJob};
+use connector_factory::store::{
+    Enqueued, EventId, Finish, Intake, JobFilter, JobKind, JobState, NewEvent, NewJob, SqliteStore, Store,
+};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -448,4 +450,123 @@ mod replicas {
         }
         db.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn record_events_writes_a_batch_once_and_dedupes_inside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+    assert_eq!(store.record_event(&event("old")).await.unwrap(), Intake::Recorded(EventId(1)));
+
+    // More rows than one multi-row statement takes, with copies inside the batch and an id
+    // stored before.
+    let mut batch: Vec<NewEvent> = (0..70).map(|i| event(&format!("b-{i}"))).collect();
+    batch.insert(5, event("old"));
+    batch.push(event("b-3"));
+    batch.push(event("b-3"));
+    batch.push(event("b-69"));
+    let answers = store.record_events(&batch).await.unwrap();
+    assert_eq!(answers.len(), batch.len());
+    let mut seen = std::collections::HashSet::new();
+    let mut ids = std::collections::HashSet::new();
+    for (e, a) in batch.iter().zip(&answers) {
+        let first = e.delivery_id != "old" && seen.insert(e.delivery_id.clone());
+        match a {
+            Intake::Recorded(id) => {
+                assert!(first, "{} recorded twice", e.delivery_id);
+                assert!(ids.insert(*id));
+                assert_eq!(store.get_event(*id).await.unwrap().unwrap().delivery_id, e.delivery_id);
+            }
+            Intake::Duplicate => assert!(!first, "the first copy of {} is a duplicate", e.delivery_id),
+        }
+    }
+    assert_eq!(ids.len(), 70);
+    assert_eq!(store.unrouted_events(1000).await.unwrap().len(), 71);
+    assert_eq!(store.delivery("b-3").await.unwrap().unwrap().redeliveries, 2);
+    assert_eq!(store.delivery("b-69").await.unwrap().unwrap().redeliveries, 1);
+    assert_eq!(store.delivery("old").await.unwrap().unwrap().redeliveries, 1);
+    assert_eq!(store.delivery("b-0").await.unwrap().unwrap().redeliveries, 0);
+    assert!(store.record_events(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_batch_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.delivery_id = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let batch = [event("ok-1"), event("poison"), event("ok-2")];
+    let err = store.record_events(&batch).await.unwrap_err();
+    assert!(format!("{err:#}").contains("refused by the test"), "{err:#}");
+    for id in ["ok-1", "poison", "ok-2"] {
+        assert!(store.delivery(id).await.unwrap().is_none(), "{id} was kept from a failed batch");
+    }
+    assert!(store.unrouted_events(10).await.unwrap().is_empty());
+    // The intake connection is usable afterwards (the transaction was rolled back).
+    assert!(matches!(store.record_events(&batch[..1]).await.unwrap()[..], [Intake::Recorded(_)]));
+}
+
+#[tokio::test]
+async fn route_events_routes_a_batch_in_order_and_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+    let mut ids = Vec::new();
+    for d in ["r-1", "r-2", "r-3"] {
+        let Intake::Recorded(id) = store.record_event(&event(d)).await.unwrap() else { panic!() };
+        ids.push(id);
+    }
+    let generate = json!({"decision": "generate", "reason": "test"});
+    let ignore = json!({"decision": "ignore", "reason": "a comment"});
+    // r-1 was routed before; r-2 appears twice in the batch.
+    store.route_event(ids[0], &ignore, &[]).await.unwrap();
+    let batch = vec![
+        (ids[0], generate.clone(), vec![job(JobKind::Generate, 1)]),
+        (ids[1], generate.clone(), vec![job(JobKind::Generate, 2)]),
+        (ids[2], ignore.clone(), vec![]),
+        (ids[1], generate.clone(), vec![job(JobKind::Generate, 2)]),
+    ];
+    let out = store.route_events(&batch).await.unwrap();
+    assert_eq!(out.len(), 4);
+    assert!(out[0].is_empty() && out[2].is_empty() && out[3].is_empty(), "{out:?}");
+    assert_eq!(out[1].len(), 1);
+    assert!(store.unrouted_events(10).await.unwrap().is_empty());
+    assert_eq!(store.get_event(ids[0]).await.unwrap().unwrap().route.unwrap()["decision"], "ignore");
+    let r2 = store.get_event(ids[1]).await.unwrap().unwrap().route.unwrap();
+    assert_eq!((r2["decision"].as_str(), r2["jobs"][0]["id"].as_i64()), (Some("generate"), Some(out[1][0].job_id().0)));
+    assert_eq!(store.get_event(ids[2]).await.unwrap().unwrap().route.unwrap()["reason"], "a comment");
+    assert_eq!(store.list_jobs(&JobFilter::default()).await.unwrap().len(), 1);
+
+    // An unknown event fails the whole batch, which then changes nothing.
+    let Intake::Recorded(r4) = store.record_event(&event("r-4")).await.unwrap() else { panic!() };
+    let bad = vec![(r4, generate.clone(), vec![job(JobKind::Generate, 4)]), (EventId(999), ignore, vec![])];
+    assert!(store.route_events(&bad).await.is_err());
+    assert_eq!(store.unrouted_events(10).await.unwrap().len(), 1);
+    assert_eq!(store.list_jobs(&JobFilter::default()).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_write_ahead_log_is_checkpointed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+    let file = dir.path().join("nested/folder/factory.db");
+    let before = std::fs::metadata(&file).unwrap().len();
+    let big = "x".repeat(4000);
+    let batch: Vec<NewEvent> = (0..200).map(|i| NewEvent { payload: format!(r#"{{"pad":"{big}"}}"#), ..event(&format!("w-{i}")) }).collect();
+    store.record_events(&batch).await.unwrap();
+    // Commits no longer checkpoint themselves; the background task copies the log into the file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&file).unwrap().len() < before + 200 * 4000 {
+        assert!(std::time::Instant::now() < deadline, "the log was not checkpointed into {}", file.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A SQLite database in a nested folder (the SQLite-only tests of batched intake above).
+fn db_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("nested/folder/factory.db").display())
 }

@@ -31,7 +31,7 @@ async fn app(max_body: usize) -> App {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("f.db").display())).await.unwrap());
     let dispatcher = Dispatcher::new(JobQueue::new(store.clone()), RouteContext { app_id: Some(99) });
-    let state = AppState { webhook_secret: Secret::new(SECRET), store: store.clone(), intake: dispatcher.waker() };
+    let state = AppState::new(Secret::new(SECRET), store.clone(), dispatcher.waker());
     App { _dir: dir, store, dispatcher, router: router(state, max_body) }
 }
 
@@ -226,6 +226,12 @@ async fn logs_never_contain_the_secret_or_the_signature() {
         tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
+    // Tests run in parallel, and tracing caches per call site whether anyone listens. While this
+    // is the only subscriber alive, a call site first reached by another test's thread asks that
+    // thread's (absent) subscriber and is cached as "nobody listens"; with a second one alive,
+    // tracing asks every live subscriber instead. Then recompute what is cached already.
+    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
+    tracing::callsite::rebuild_interest_cache();
     let app = app(1 << 20).await;
     let body = serde_json::to_vec(&request_issue(1)).unwrap();
     let good = sign(SECRET.as_bytes(), &body);
@@ -254,7 +260,7 @@ async fn over_loopback_a_delivery_becomes_a_job_that_a_worker_runs() {
         PoolConfig { poll_every: Duration::from_millis(50), ..PoolConfig::default() },
     );
     let dispatcher = Dispatcher::new(queue, RouteContext::default());
-    let state = AppState { webhook_secret: Secret::new(SECRET), store: store.clone(), intake: dispatcher.waker() };
+    let state = AppState::new(Secret::new(SECRET), store.clone(), dispatcher.waker());
     let stop = tokio_util::sync::CancellationToken::new();
     let routing = tokio::spawn(dispatcher.run(stop.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -301,4 +307,71 @@ async fn over_loopback_a_delivery_becomes_a_job_that_a_worker_runs() {
     server.await.unwrap();
     routing.await.unwrap();
     pool.shutdown().await;
+}
+
+/// Group commit under load: many deliveries at once, some of them the same delivery sent again
+/// while the first copy is still in flight. Every id is stored exactly once, exactly one of its
+/// copies gets the 202, and a 202 means committed: another connection sees the delivery the
+/// moment the answer arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_and_duplicates_in_one_batch_are_stored_once() {
+    let app = app(1 << 20).await;
+    let url = format!("sqlite://{}", app._dir.path().join("f.db").display());
+    let observer = SqliteStore::connect(&url).await.unwrap();
+    let distinct = 120;
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..distinct * 2 {
+        // Every id twice, the copies far apart and next to each other in turn.
+        let id = if i % 4 < 2 { format!("c-{}", i / 2) } else { format!("c-{}", (i / 2 + distinct / 2) % distinct) };
+        let body = serde_json::to_vec(&request_issue(i64::try_from(i).unwrap())).unwrap();
+        let sig = sign(SECRET.as_bytes(), &body);
+        let (router, observer) = (app.router.clone(), observer.clone());
+        sends.spawn(async move {
+            let res = router.oneshot(delivery(&body, "issues", &id, Some(sig))).await.unwrap();
+            let status = res.status();
+            if status == StatusCode::ACCEPTED {
+                assert!(observer.delivery(&id).await.unwrap().is_some(), "{id} answered 202 before it was committed");
+            }
+            (id, status)
+        });
+    }
+    let mut accepted = std::collections::HashMap::<String, usize>::new();
+    while let Some(r) = sends.join_next().await {
+        let (id, status) = r.unwrap();
+        assert!(status == StatusCode::ACCEPTED || status == StatusCode::OK, "{id}: {status}");
+        *accepted.entry(id).or_default() += usize::from(status == StatusCode::ACCEPTED);
+    }
+    assert_eq!(accepted.len(), distinct);
+    assert!(accepted.values().all(|&n| n == 1), "one 202 per delivery id: {accepted:?}");
+    let events = app.store.unrouted_events(1000).await.unwrap();
+    assert_eq!(events.len(), distinct);
+    for e in &events {
+        assert_eq!(app.store.delivery(&e.delivery_id).await.unwrap().unwrap().redeliveries, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_the_store_cannot_take_gets_503_and_can_be_redelivered() {
+    let app = app(1 << 20).await;
+    let url = format!("sqlite://{}", app._dir.path().join("f.db").display());
+    let admin = SqliteStore::connect(&url).await.unwrap();
+    sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    let body = serde_json::to_vec(&request_issue(4)).unwrap();
+    let sig = sign(SECRET.as_bytes(), &body);
+    let sends: Vec<_> = (0..8)
+        .map(|i| app.router.clone().oneshot(delivery(&body, "issues", &format!("f-{i}"), Some(sig.clone()))))
+        .collect();
+    for res in futures_util::future::join_all(sends).await {
+        let res = res.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("disk on fire"), "store errors are not echoed");
+    }
+    assert!(app.store.delivery("f-0").await.unwrap().is_none(), "a failed delivery is not remembered");
+    sqlx::query("DROP TRIGGER refuse").execute(admin.pool()).await.unwrap();
+    let (status, _) = send(&app, delivery(&body, "issues", "f-0", Some(sig))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "the redelivery is taken once the store is back");
 }

@@ -116,7 +116,7 @@ impl App {
         let queue = JobQueue::new(store.clone());
         let stop = CancellationToken::new();
         let dispatcher = Dispatcher::new(queue.clone(), RouteContext { app_id: Some(APP_ID as i64) });
-        let state = AppState { webhook_secret: credentials.webhook_secret.clone(), store: store.clone(), intake: dispatcher.waker() };
+        let state = AppState::new(credentials.webhook_secret.clone(), store.clone(), dispatcher.waker());
         tokio::spawn(dispatcher.run(stop.clone()));
         let pool = WorkerPool::start(queue.clone(), handler.clone(), pool);
         App {

@@ -4,16 +4,16 @@
 
 use crate::github::events::WebhookEvent;
 use crate::github::route::{RouteContext, route};
-use crate::store::StoredEvent;
+use crate::store::{EventId, NewJob, StoredEvent};
 use crate::worker::JobQueue;
 use anyhow::Result;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Events routed per round trip to the store.
+/// Events read, and routed in one transaction, per round trip to the store.
 const BATCH: u32 = 50;
 
 pub struct Dispatcher {
@@ -30,7 +30,7 @@ impl Dispatcher {
         Dispatcher { queue, ctx, wake: Arc::new(Notify::new()), poll_every: Duration::from_secs(5) }
     }
 
-    /// Give this to [`super::AppState::intake`].
+    /// Give this to [`super::AppState::new`]: the intake writer wakes it after each batch.
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()
     }
@@ -43,31 +43,35 @@ impl Dispatcher {
             if events.is_empty() {
                 return Ok(total);
             }
-            for event in &events {
-                self.dispatch(event).await?;
-                total += 1;
-            }
+            self.dispatch(&events).await?;
+            total += events.len();
         }
     }
 
-    async fn dispatch(&self, stored: &StoredEvent) -> Result<()> {
-        let (record, jobs) = match WebhookEvent::parse(&stored.event, stored.payload.as_bytes()) {
-            Ok(event) => {
-                let route = route(&event, &stored.delivery_id, &self.ctx);
-                (route.record(), route.jobs)
-            }
-            // Recorded and not retried: the same bytes would fail the same way.
-            Err(err) => (json!({ "decision": "error", "reason": err.to_string() }), Vec::new()),
-        };
-        let enqueued = self.queue.route_event(stored.id, &record, &jobs).await?;
-        tracing::info!(
-            delivery = %stored.delivery_id,
-            event = %stored.event,
-            decision = %record["decision"].as_str().unwrap_or(""),
-            reason = %record["reason"].as_str().unwrap_or(""),
-            jobs = ?enqueued.iter().map(|e| e.job_id().0).collect::<Vec<_>>(),
-            "event routed"
-        );
+    /// Decides each event, then stores every decision and its jobs in one transaction.
+    async fn dispatch(&self, events: &[StoredEvent]) -> Result<()> {
+        let routes: Vec<(EventId, Value, Vec<NewJob>)> = events
+            .iter()
+            .map(|stored| match WebhookEvent::parse(&stored.event, stored.payload.as_bytes()) {
+                Ok(event) => {
+                    let route = route(&event, &stored.delivery_id, &self.ctx);
+                    (stored.id, route.record(), route.jobs)
+                }
+                // Recorded and not retried: the same bytes would fail the same way.
+                Err(err) => (stored.id, json!({ "decision": "error", "reason": err.to_string() }), Vec::new()),
+            })
+            .collect();
+        let enqueued = self.queue.route_events(&routes).await?;
+        for ((stored, (_, record, _)), enqueued) in events.iter().zip(&routes).zip(&enqueued) {
+            tracing::info!(
+                delivery = %stored.delivery_id,
+                event = %stored.event,
+                decision = %record["decision"].as_str().unwrap_or(""),
+                reason = %record["reason"].as_str().unwrap_or(""),
+                jobs = ?enqueued.iter().map(|e| e.job_id().0).collect::<Vec<_>>(),
+                "event routed"
+            );
+        }
         Ok(())
     }
 

@@ -2,11 +2,13 @@
 
 pub mod dashboard;
 pub mod dispatch;
+pub mod intake;
 pub mod serve;
 pub mod webhook;
 
 use crate::config::Secret;
 use crate::store::Store;
+use intake::IntakeWriter;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -22,8 +24,17 @@ use tower_http::limit::RequestBodyLimitLayer;
 pub struct AppState {
     pub webhook_secret: Secret,
     pub store: Arc<dyn Store>,
-    /// Wakes the dispatcher when a new event was stored.
-    pub intake: Arc<Notify>,
+    /// Group commit: persists deliveries in batches and answers each once its batch committed.
+    pub writer: IntakeWriter,
+}
+
+impl AppState {
+    /// Starts the intake writer (on the current tokio runtime); `intake` is woken after each batch
+    /// that stored new events (give it [`dispatch::Dispatcher::waker`]).
+    pub fn new(webhook_secret: Secret, store: Arc<dyn Store>, intake: Arc<Notify>) -> Self {
+        let writer = IntakeWriter::start(store.clone(), intake);
+        AppState { webhook_secret, store, writer }
+    }
 }
 
 /// `POST /webhook` and `GET /healthz`. Bodies above `max_body_bytes` get 413 before anything

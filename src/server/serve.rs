@@ -126,7 +126,7 @@ pub async fn serve(
         PoolConfig { concurrency: settings.concurrency, job_timeout: settings.job_timeout, ..PoolConfig::default() },
     );
     let dispatcher = Dispatcher::new(queue, RouteContext { app_id: i64::try_from(credentials.app_id).ok() });
-    let state = AppState { webhook_secret: credentials.webhook_secret, store, intake: dispatcher.waker() };
+    let state = AppState::new(credentials.webhook_secret, store, dispatcher.waker());
     let shutdown = CancellationToken::new();
     let dispatching = tokio::spawn(dispatcher.run(shutdown.clone()));
 

@@ -1,9 +1,10 @@
 //! `POST /webhook`: GitHub's deliveries come in here.
 //!
 //! In order: the body-size cap (a layer, before anything reads the body), the HMAC-SHA256
-//! signature over the raw bytes, the event and delivery headers, a JSON check, then one
-//! transaction that records the delivery id and the event. The answer (202) goes out right
-//! after that; deciding what the event means happens in the dispatcher.
+//! signature over the raw bytes, the event and delivery headers, a JSON check, then the delivery
+//! goes to the intake writer ([`super::intake`]), which records the delivery id and the event in
+//! one transaction with whatever else arrived at the same time. The answer (202) goes out once
+//! that transaction has committed; deciding what the event means happens in the dispatcher.
 //!
 //! Nothing here logs the secret, the signature or the payload.
 
@@ -118,11 +119,10 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         payload: String::from_utf8_lossy(&body).into_owned(),
         received_at: chrono::Utc::now(),
     };
-    match state.store.record_event(&record).await {
+    match state.writer.record(record).await {
         Ok(Intake::Recorded(id)) => {
             tracing::info!(delivery, event, action = action.as_deref().unwrap_or(""), event_id = %id, "webhook accepted");
             crate::metrics::global().webhook_received(event);
-            state.intake.notify_one();
             reply(StatusCode::ACCEPTED, json!({ "status": "accepted", "delivery": delivery }))
         }
         Ok(Intake::Duplicate) => {

@@ -389,6 +389,20 @@ pub trait Store: Send + Sync + 'static {
     /// Records the delivery id and the event in one transaction, or reports a duplicate.
     async fn record_event(&self, event: &NewEvent) -> Result<Intake>;
 
+    /// [`Store::record_event`] for many deliveries in one transaction (group commit): one answer
+    /// per event, in order. A delivery id seen before, or earlier in the same slice, is a
+    /// [`Intake::Duplicate`] and counts as a redelivery. The SQLite store writes the whole slice in
+    /// one transaction, so an error means none of it was stored; this default records the events
+    /// one by one, so after an error the earlier ones may be stored (a redelivery of those is then
+    /// answered as a duplicate).
+    async fn record_events(&self, events: &[NewEvent]) -> Result<Vec<Intake>> {
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            out.push(self.record_event(event).await?);
+        }
+        Ok(out)
+    }
+
     async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryRecord>>;
 
     async fn get_event(&self, id: EventId) -> Result<Option<StoredEvent>>;
@@ -399,6 +413,16 @@ pub trait Store: Send + Sync + 'static {
     /// Enqueues the jobs an event leads to and marks it routed, atomically: a crash between the
     /// two cannot enqueue twice or lose the event.
     async fn route_event(&self, id: EventId, route: &Value, jobs: &[NewJob]) -> Result<Vec<Enqueued>>;
+
+    /// [`Store::route_event`] for several events, in order; the SQLite store does them in one
+    /// transaction (all or nothing), this default one by one.
+    async fn route_events(&self, routes: &[(EventId, Value, Vec<NewJob>)]) -> Result<Vec<Vec<Enqueued>>> {
+        let mut out = Vec::with_capacity(routes.len());
+        for (id, route, jobs) in routes {
+            out.push(self.route_event(*id, route, jobs).await?);
+        }
+        Ok(out)
+    }
 
     /// Adds a job; an exclusive kind replaces the active jobs (see [`JobKind::supersedes`]).
     async fn enqueue(&self, job: &NewJob) -> Result<Enqueued>;

@@ -12,8 +12,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 // Column lists are constants, so the formatted statements below carry no outside input.
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Claims beyond this many end the job as failed: a job that kills its worker every time must
@@ -25,6 +27,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations"
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The webhook intake's own connection (file databases only): intake writes never wait for
+    /// a pool connection, and its prepared statements stay cached. The mutex also keeps intake
+    /// transactions from contending with each other for SQLite's write lock.
+    intake: Option<Arc<tokio::sync::Mutex<SqliteConnection>>>,
+    /// Writers of this process take turns here before they ask SQLite for its write lock; see
+    /// [`WriteGate`].
+    write_gate: Arc<WriteGate>,
+    /// Moves the write-ahead log into the database file; stops with the last clone of the store.
+    _checkpointer: Option<Arc<Checkpointer>>,
     max_attempts: u32,
 }
 
@@ -46,7 +57,10 @@ impl SqliteStore {
             // last commits) and keeps webhook intake at a few hundred microseconds.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // No connection checkpoints inside its own commit (an fsync or two, up to tens of
+            // milliseconds here, while holding its turn to write): a background task does it.
+            .pragma("wal_autocheckpoint", "0");
         let file = options.get_filename().to_path_buf();
         let in_memory = file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:");
         if !in_memory
@@ -58,11 +72,21 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists once per connection, so it must have exactly one.
             .max_connections(if in_memory { 1 } else { 4 })
-            .connect_with(options)
+            // A local file does not go stale between uses; the default ping before every
+            // acquire was one more round trip to the connection's thread per operation.
+            .test_before_acquire(false)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("opening the database {}", file.display()))?;
         MIGRATOR.run(&pool).await.context("migrating the database")?;
-        Ok(SqliteStore { pool, max_attempts: DEFAULT_MAX_ATTEMPTS })
+        let intake = if in_memory {
+            None
+        } else {
+            let conn = options.connect().await.with_context(|| format!("opening the database {}", file.display()))?;
+            Some(Arc::new(tokio::sync::Mutex::new(conn)))
+        };
+        let checkpointer = (!in_memory).then(|| Arc::new(Checkpointer::spawn(pool.clone())));
+        Ok(SqliteStore { pool, intake, write_gate: Arc::default(), _checkpointer: checkpointer, max_attempts: DEFAULT_MAX_ATTEMPTS })
     }
 
     pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
@@ -76,8 +100,131 @@ impl SqliteStore {
 
     /// A write transaction that takes the write lock up front: a deferred one that reads first
     /// can fail with SQLITE_BUSY when another connection wrote in between.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn write_tx(&self) -> Result<WriteTx> {
+        let gate = self.write_gate.background().await;
+        Ok(WriteTx { tx: self.pool.begin_with("BEGIN IMMEDIATE").await?, _gate: gate })
+    }
+}
+
+/// How often the write-ahead log is checkpointed. With `synchronous=NORMAL` the log is synced
+/// at checkpoints, so this also bounds what an OS crash (not a process crash) could lose, as
+/// SQLite's default of every 1000 pages did.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints the log (`PASSIVE`: never blocks readers or writers) from a pool connection,
+/// outside anyone's turn to write, so no writer waits for the fsyncs of a checkpoint.
+struct Checkpointer(tokio::task::JoinHandle<()>);
+
+impl Checkpointer {
+    fn spawn(pool: SqlitePool) -> Self {
+        Checkpointer(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await
+                    && !pool.is_closed()
+                {
+                    tracing::warn!("checkpointing the database failed: {err}");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// In-process turn-taking for SQLite's single write lock, with the webhook intake first.
+///
+/// SQLite's own wait for a busy lock is sleep-and-retry (1, 2, 5, 10 ms, ...): with the intake
+/// writer, the dispatcher and the workers committing back to back, the intake stalled for
+/// milliseconds at a time. Here writers queue on a mutex instead, which hands the lock over at
+/// once. And because a 202 is waiting on every intake batch while routing and job bookkeeping
+/// are not, other writers hold back while the intake is busy: they go once it has been quiet for
+/// [`WriteGate::QUIET`], and never wait longer than [`WriteGate::MAX_HOLD_BACK`] (so they still
+/// progress under a flood). Other processes on the same file still meet the busy timeout.
+struct WriteGate {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    started: std::time::Instant,
+    /// When the last intake batch let go of the lock, in µs since `started`.
+    last_intake_us: std::sync::atomic::AtomicU64,
+}
+
+impl Default for WriteGate {
+    fn default() -> Self {
+        WriteGate {
+            lock: Arc::default(),
+            started: std::time::Instant::now(),
+            last_intake_us: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+struct IntakeTurn<'a> {
+    gate: &'a WriteGate,
+    _lock: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Drop for IntakeTurn<'_> {
+    fn drop(&mut self) {
+        let now = self.gate.started.elapsed().as_micros() as u64;
+        self.gate.last_intake_us.store(now.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl WriteGate {
+    const QUIET: Duration = Duration::from_millis(2);
+    const MAX_HOLD_BACK: Duration = Duration::from_millis(250);
+
+    async fn intake(&self) -> IntakeTurn<'_> {
+        IntakeTurn { gate: self, _lock: self.lock.lock().await }
+    }
+
+    async fn background(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        let give_up = tokio::time::Instant::now() + Self::MAX_HOLD_BACK;
+        loop {
+            let last = self.last_intake_us.load(std::sync::atomic::Ordering::Relaxed);
+            let since = self.started.elapsed().saturating_sub(Duration::from_micros(last));
+            let now = tokio::time::Instant::now();
+            if last == 0 || since >= Self::QUIET || now >= give_up {
+                break;
+            }
+            tokio::time::sleep_until((now + (Self::QUIET - since)).min(give_up)).await;
+        }
+        self.lock.clone().lock_owned().await
+    }
+}
+
+/// A write transaction holding the store's write gate until it commits or is dropped; used
+/// like the `sqlx::Transaction` it wraps (`&mut *tx` is the connection).
+struct WriteTx {
+    tx: sqlx::Transaction<'static, Sqlite>,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
     }
 }
 
@@ -137,6 +284,123 @@ fn duration_ms(d: Duration) -> i64 {
 
 fn new_lease_token() -> String {
     format!("{:032x}", rand::random::<u128>())
+}
+
+/// Rows per multi-row INSERT in [`record_batch`]. Each size up to this is its own statement text,
+/// so at most `2 * INTAKE_CHUNK` intake statements sit in the connection's statement cache
+/// (sqlx keeps 100), and 7 columns × 32 rows stays far below SQLite's bound-parameter limit.
+const INTAKE_CHUNK: usize = 32;
+
+/// Records a batch of deliveries in one write transaction: a few multi-row statements for the
+/// whole batch, because every statement is a round trip to sqlx's connection thread and that
+/// hand-off, not SQLite, is what a delivery used to cost.
+async fn record_batch(conn: &mut SqliteConnection, events: &[NewEvent]) -> Result<Vec<Intake>> {
+    // The first copy of each delivery id in the batch is the candidate; later copies are
+    // redeliveries, whatever happens to the first.
+    let mut first_copy: HashSet<&str> = HashSet::with_capacity(events.len());
+    let candidates: Vec<&NewEvent> =
+        events.iter().filter(|e| first_copy.insert(e.delivery_id.as_str())).collect();
+
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let mut new_ids: HashSet<String> = HashSet::with_capacity(candidates.len());
+    for chunk in candidates.chunks(INTAKE_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO deliveries (delivery_id, event, received_at, last_seen_at) ");
+        q.push_values(chunk, |mut row, e| {
+            let at = e.received_at.timestamp_millis();
+            row.push_bind(e.delivery_id.as_str()).push_bind(e.event.as_str()).push_bind(at).push_bind(at);
+        });
+        q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+        new_ids.extend(q.build_query_scalar::<String>().fetch_all(&mut *tx).await?);
+    }
+
+    // Redeliveries: ids stored before, and second copies within the batch.
+    let mut redelivered: HashMap<&str, (i64, i64)> = HashMap::new();
+    let mut counted_first: HashSet<&str> = HashSet::with_capacity(new_ids.len());
+    for e in events {
+        let id = e.delivery_id.as_str();
+        if new_ids.contains(id) && counted_first.insert(id) {
+            continue;
+        }
+        let at = e.received_at.timestamp_millis();
+        let entry = redelivered.entry(id).or_insert((0, at));
+        entry.0 += 1;
+        entry.1 = entry.1.max(at);
+    }
+    for (id, (count, last_seen)) in &redelivered {
+        sqlx::query("UPDATE deliveries SET redeliveries = redeliveries + ?, last_seen_at = MAX(last_seen_at, ?) WHERE delivery_id = ?")
+            .bind(count)
+            .bind(last_seen)
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+    }
+
+    let fresh: Vec<&NewEvent> = candidates.into_iter().filter(|e| new_ids.contains(&e.delivery_id)).collect();
+    let mut event_ids: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
+    for chunk in fresh.chunks(INTAKE_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (delivery_id, event, action, installation_id, repository, payload, received_at) ",
+        );
+        q.push_values(chunk, |mut row, e| {
+            row.push_bind(e.delivery_id.as_str())
+                .push_bind(e.event.as_str())
+                .push_bind(e.action.as_deref())
+                .push_bind(e.installation_id)
+                .push_bind(e.repository.as_deref())
+                .push_bind(e.payload.as_str())
+                .push_bind(e.received_at.timestamp_millis());
+        });
+        q.push(" RETURNING id, delivery_id");
+        for row in q.build().fetch_all(&mut *tx).await? {
+            event_ids.insert(row.try_get("delivery_id")?, row.try_get("id")?);
+        }
+    }
+    tx.commit().await?;
+
+    let mut answered: HashSet<&str> = HashSet::with_capacity(event_ids.len());
+    events
+        .iter()
+        .map(|e| {
+            let id = e.delivery_id.as_str();
+            match event_ids.get(id) {
+                Some(&event_id) if answered.insert(id) => Ok(Intake::Recorded(EventId(event_id))),
+                Some(_) => Ok(Intake::Duplicate),
+                None if new_ids.contains(id) => anyhow::bail!("the event of delivery {id} was not stored"),
+                None => Ok(Intake::Duplicate),
+            }
+        })
+        .collect()
+}
+
+/// Events marked routed per statement in [`Store::route_events`] (each size is its own cached
+/// statement).
+const ROUTE_CHUNK: usize = 16;
+
+/// [`Store::route_event`] inside a caller's write transaction.
+async fn route_in(conn: &mut SqliteConnection, id: EventId, route: &Value, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+    let already: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT routed_at FROM events WHERE id = ?").bind(id.0).fetch_optional(&mut *conn).await?;
+    match already {
+        None => anyhow::bail!("event {id} does not exist"),
+        // Another router got there first; routing twice would enqueue twice.
+        Some(Some(_)) => return Ok(Vec::new()),
+        Some(None) => {}
+    }
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        out.push(enqueue_in(conn, job, Some(id)).await?);
+    }
+    let mut route = route.clone();
+    if let Value::Object(map) = &mut route {
+        map.insert("jobs".into(), serde_json::to_value(&out)?);
+    }
+    sqlx::query("UPDATE events SET routed_at = ?, route = ? WHERE id = ?")
+        .bind(now_ms())
+        .bind(serde_json::to_string(&route)?)
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(out)
 }
 
 /// The enqueue rules, inside a caller's write transaction.
@@ -243,45 +507,19 @@ impl Store for SqliteStore {
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<Intake> {
-        let at = event.received_at.timestamp_millis();
-        let mut tx = self.write_tx().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO deliveries (delivery_id, event, received_at, last_seen_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (delivery_id) DO NOTHING",
-        )
-        .bind(&event.delivery_id)
-        .bind(&event.event)
-        .bind(at)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            sqlx::query(
-                "UPDATE deliveries SET redeliveries = redeliveries + 1, last_seen_at = ? WHERE delivery_id = ?",
-            )
-            .bind(at)
-            .bind(&event.delivery_id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(Intake::Duplicate);
+        let mut out = self.record_events(std::slice::from_ref(event)).await?;
+        out.pop().context("no answer for the delivery")
+    }
+
+    async fn record_events(&self, events: &[NewEvent]) -> Result<Vec<Intake>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
         }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO events (delivery_id, event, action, installation_id, repository, payload, received_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&event.delivery_id)
-        .bind(&event.event)
-        .bind(&event.action)
-        .bind(event.installation_id)
-        .bind(&event.repository)
-        .bind(&event.payload)
-        .bind(at)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Intake::Recorded(EventId(id)))
+        let _gate = self.write_gate.intake().await;
+        match &self.intake {
+            Some(conn) => record_batch(&mut *conn.lock().await, events).await,
+            None => record_batch(&mut *self.pool.acquire().await?, events).await,
+        }
     }
 
     async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryRecord>> {
@@ -320,28 +558,63 @@ impl Store for SqliteStore {
 
     async fn route_event(&self, id: EventId, route: &Value, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
         let mut tx = self.write_tx().await?;
-        let already: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT routed_at FROM events WHERE id = ?").bind(id.0).fetch_optional(&mut *tx).await?;
-        match already {
-            None => anyhow::bail!("event {id} does not exist"),
-            // Another router got there first; routing twice would enqueue twice.
-            Some(Some(_)) => return Ok(Vec::new()),
-            Some(None) => {}
+        let out = route_in(&mut tx, id, route, jobs).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// One transaction, and per batch (not per event) one statement to see which events are still
+    /// unrouted and a few multi-row statements to mark them routed; the jobs are enqueued one by
+    /// one with the same rules as [`Store::enqueue`].
+    async fn route_events(&self, routes: &[(EventId, Value, Vec<NewJob>)]) -> Result<Vec<Vec<Enqueued>>> {
+        if routes.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut out = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            out.push(enqueue_in(&mut tx, job, Some(id)).await?);
+        let mut tx = self.write_tx().await?;
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, routed_at IS NULL AS open FROM events WHERE id IN (");
+        let mut ids = q.separated(", ");
+        for (id, _, _) in routes {
+            ids.push_bind(id.0);
         }
-        let mut route = route.clone();
-        if let Value::Object(map) = &mut route {
-            map.insert("jobs".into(), serde_json::to_value(&out)?);
+        q.push(")");
+        let mut open: HashMap<i64, bool> = HashMap::with_capacity(routes.len());
+        for row in q.build().fetch_all(&mut *tx).await? {
+            open.insert(row.try_get("id")?, row.try_get("open")?);
         }
-        sqlx::query("UPDATE events SET routed_at = ?, route = ? WHERE id = ?")
-            .bind(now_ms())
-            .bind(serde_json::to_string(&route)?)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
+        let mut out = Vec::with_capacity(routes.len());
+        let mut marks: Vec<(i64, String)> = Vec::with_capacity(routes.len());
+        for (id, route, jobs) in routes {
+            match open.get_mut(&id.0) {
+                None => anyhow::bail!("event {id} does not exist"),
+                // Routed already (by another router, or earlier in this batch): routing twice
+                // would enqueue twice.
+                Some(false) => {
+                    out.push(Vec::new());
+                    continue;
+                }
+                Some(still_open) => *still_open = false,
+            }
+            let mut enqueued = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                enqueued.push(enqueue_in(&mut tx, job, Some(*id)).await?);
+            }
+            let mut route = route.clone();
+            if let Value::Object(map) = &mut route {
+                map.insert("jobs".into(), serde_json::to_value(&enqueued)?);
+            }
+            marks.push((id.0, serde_json::to_string(&route)?));
+            out.push(enqueued);
+        }
+        let now = now_ms();
+        for chunk in marks.chunks(ROUTE_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE events SET routed_at = ");
+            q.push_bind(now).push(", route = v.column2 FROM (");
+            q.push_values(chunk, |mut row, (id, route)| {
+                row.push_bind(*id).push_bind(route.as_str());
+            });
+            q.push(") AS v WHERE events.id = v.column1");
+            q.build().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(out)
     }
@@ -447,6 +720,7 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<bool> {
+        let _turn = self.write_gate.background().await;
         let now = now_ms();
         let n = sqlx::query(
             "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND state = 'running' AND lease_token = ?",
@@ -462,6 +736,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_phase(&self, lease: &Lease, phase: &str) -> Result<bool> {
+        let _turn = self.write_gate.background().await;
         let n = sqlx::query(
             "UPDATE jobs SET phase = ?, updated_at = ? WHERE id = ? AND state = 'running' AND lease_token = ?",
         )
@@ -480,6 +755,7 @@ impl Store for SqliteStore {
             Finish::Succeeded { result } => (JobState::Succeeded, Some(result), None),
             Finish::Failed { error, result } => (JobState::Failed, result.as_ref(), Some(error.as_str())),
         };
+        let _turn = self.write_gate.background().await;
         let now = now_ms();
         let n = sqlx::query(
             "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?, updated_at = ?, \
@@ -499,6 +775,7 @@ impl Store for SqliteStore {
     }
 
     async fn release(&self, lease: &Lease) -> Result<bool> {
+        let _turn = self.write_gate.background().await;
         let n = sqlx::query(
             "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), lease_owner = NULL, \
              lease_token = NULL, lease_until = NULL, updated_at = ? \

@@ -1,0 +1,366 @@
+//! Group commit for the webhook intake.
+//!
+//! Request handlers do not write to the store themselves. Each hands its verified delivery to
+//! one writer task through a channel and waits on a oneshot. The writer takes everything that is
+//! waiting (up to [`MAX_BATCH`] deliveries or [`MAX_BATCH_BYTES`] of payload), records it with one
+//! [`Store::record_events`] call, which is one transaction, and only after that transaction has
+//! committed answers every waiter. So a 202 still means "this delivery is in the database", but
+//! N deliveries that arrive together cost one commit instead of N, and no two intake
+//! transactions ever wait for SQLite's write lock behind each other.
+//!
+//! A failed batch is reported to every waiter in it (each answers 503 and GitHub can redeliver);
+//! a panicking store call is caught and reported the same way, so no waiter hangs and the writer
+//! keeps running. The task ends when the last [`IntakeWriter`] handle is dropped, after answering
+//! what it already took.
+
+use crate::store::{Intake, NewEvent, Store};
+use anyhow::{Result, anyhow};
+use std::sync::Arc;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Most deliveries written in one transaction.
+pub const MAX_BATCH: usize = 256;
+/// Payload bytes after which a batch is closed (a batch always takes at least one delivery).
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+/// Deliveries that may wait for the writer before senders wait too.
+const QUEUE: usize = 4096;
+
+type Reply = oneshot::Sender<Result<Intake>>;
+
+/// A handle on the writer task; cheap to clone.
+#[derive(Clone)]
+pub struct IntakeWriter {
+    queue: mpsc::Sender<(NewEvent, Reply)>,
+}
+
+impl IntakeWriter {
+    /// Spawns the writer on the current tokio runtime. `wake` is notified after each batch that
+    /// stored at least one new event (the dispatcher's waker).
+    pub fn start(store: Arc<dyn Store>, wake: Arc<Notify>) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, wake, rx));
+        IntakeWriter { queue }
+    }
+
+    /// Deliveries handed over and not yet taken by the writer.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// Records one delivery; returns once the transaction that holds it has committed.
+    pub async fn record(&self, event: NewEvent) -> Result<Intake> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send((event, reply)).await.map_err(|_| anyhow!("the intake writer has stopped"))?;
+        answer.await.map_err(|_| anyhow!("the intake writer stopped before answering"))?
+    }
+}
+
+async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, mut rx: mpsc::Receiver<(NewEvent, Reply)>) {
+    let mut taken: Vec<(NewEvent, Reply)> = Vec::with_capacity(MAX_BATCH);
+    // A delivery taken from the queue that did not fit in the previous batch.
+    let mut carry: Option<(NewEvent, Reply)> = None;
+    loop {
+        match carry.take() {
+            Some(item) => taken.push(item),
+            None => match rx.recv().await {
+                Some(item) => taken.push(item),
+                None => return,
+            },
+        }
+        let mut bytes = taken[0].0.payload.len();
+        while taken.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+            let Ok(item) = rx.try_recv() else { break };
+            if bytes + item.0.payload.len() > MAX_BATCH_BYTES {
+                carry = Some(item);
+                break;
+            }
+            bytes += item.0.payload.len();
+            taken.push(item);
+        }
+        let (events, replies): (Vec<NewEvent>, Vec<Reply>) = taken.drain(..).unzip();
+        let n = events.len();
+        // Its own task, so that a panic in the store is an error for this batch and not the end
+        // of the writer.
+        let writing = tokio::spawn({
+            let store = store.clone();
+            async move { store.record_events(&events).await }
+        });
+        let outcome = match writing.await {
+            Ok(Ok(answers)) if answers.len() == n => Ok(answers),
+            Ok(Ok(answers)) => Err(format!("the store answered {} of {n} deliveries", answers.len())),
+            Ok(Err(err)) => Err(format!("{err:#}")),
+            Err(err) => Err(format!("the store failed: {err}")),
+        };
+        match outcome {
+            Ok(answers) => {
+                if answers.iter().any(|a| matches!(a, Intake::Recorded(_))) {
+                    wake.notify_one();
+                }
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    // A waiter that went away (client disconnected) is not an error: its delivery
+                    // is stored and a redelivery will be answered as a duplicate.
+                    let _ = reply.send(Ok(answer));
+                }
+            }
+            Err(err) => {
+                tracing::error!(deliveries = n, "recording a batch of deliveries failed: {err}");
+                for reply in replies {
+                    let _ = reply.send(Err(anyhow!("{err}")));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{
+        Claimed, DeliveryRecord, Enqueued, EventId, Finish, Job, JobFilter, JobId, Lease, NewJob, Replaced, StoredEvent,
+    };
+    use async_trait::async_trait;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use tokio::sync::Semaphore;
+
+    /// How the fake store answers a batch.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mode {
+        Ok,
+        Fail,
+        Panic,
+        /// Answers one delivery fewer than it was given.
+        Short,
+    }
+
+    /// Records batch sizes; dedupes like the real store; each call first takes a permit from
+    /// `gate`, so a test can hold the writer inside a batch while more deliveries queue up.
+    struct Fake {
+        batches: Mutex<Vec<Vec<String>>>,
+        seen: Mutex<HashSet<String>>,
+        mode: Mutex<Mode>,
+        gate: Semaphore,
+        calls: AtomicUsize,
+    }
+
+    impl Fake {
+        fn new(permits: usize) -> Arc<Self> {
+            Arc::new(Fake {
+                batches: Mutex::default(),
+                seen: Mutex::default(),
+                mode: Mutex::new(Mode::Ok),
+                gate: Semaphore::new(permits),
+                calls: AtomicUsize::new(0),
+            })
+        }
+        fn sizes(&self) -> Vec<usize> {
+            self.batches.lock().unwrap().iter().map(Vec::len).collect()
+        }
+    }
+
+    #[async_trait]
+    impl Store for Fake {
+        async fn record_events(&self, events: &[NewEvent]) -> Result<Vec<Intake>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.gate.acquire().await.unwrap().forget();
+            self.batches.lock().unwrap().push(events.iter().map(|e| e.delivery_id.clone()).collect());
+            let mode = *self.mode.lock().unwrap();
+            match mode {
+                Mode::Ok => {}
+                Mode::Fail => anyhow::bail!("disk full"),
+                Mode::Panic => panic!("the fake store panics"),
+                Mode::Short => return Ok(vec![Intake::Duplicate; events.len() - 1]),
+            }
+            let mut seen = self.seen.lock().unwrap();
+            Ok(events
+                .iter()
+                .map(|e| {
+                    if seen.insert(e.delivery_id.clone()) {
+                        Intake::Recorded(EventId(seen.len() as i64))
+                    } else {
+                        Intake::Duplicate
+                    }
+                })
+                .collect())
+        }
+        async fn record_event(&self, _: &NewEvent) -> Result<Intake> {
+            unreachable!("the writer records in batches")
+        }
+        async fn ping(&self) -> Result<()> {
+            Ok(())
+        }
+        async fn delivery(&self, _: &str) -> Result<Option<DeliveryRecord>> {
+            unreachable!()
+        }
+        async fn get_event(&self, _: EventId) -> Result<Option<StoredEvent>> {
+            unreachable!()
+        }
+        async fn unrouted_events(&self, _: u32) -> Result<Vec<StoredEvent>> {
+            unreachable!()
+        }
+        async fn route_event(&self, _: EventId, _: &serde_json::Value, _: &[NewJob]) -> Result<Vec<Enqueued>> {
+            unreachable!()
+        }
+        async fn enqueue(&self, _: &NewJob) -> Result<Enqueued> {
+            unreachable!()
+        }
+        async fn claim(&self, _: &str, _: Duration) -> Result<Option<Claimed>> {
+            unreachable!()
+        }
+        async fn heartbeat(&self, _: &Lease, _: Duration) -> Result<bool> {
+            unreachable!()
+        }
+        async fn set_phase(&self, _: &Lease, _: &str) -> Result<bool> {
+            unreachable!()
+        }
+        async fn finish(&self, _: &Lease, _: &Finish) -> Result<bool> {
+            unreachable!()
+        }
+        async fn release(&self, _: &Lease) -> Result<bool> {
+            unreachable!()
+        }
+        async fn get_job(&self, _: JobId) -> Result<Option<Job>> {
+            unreachable!()
+        }
+        async fn list_jobs(&self, _: &JobFilter) -> Result<Vec<Job>> {
+            unreachable!()
+        }
+        async fn cancel_active(&self, _: &str, _: i64, _: JobId) -> Result<Vec<Replaced>> {
+            unreachable!()
+        }
+        async fn ledger_count(&self, _: &crate::store::LedgerQuery) -> Result<u32> {
+            unreachable!("not used by the intake writer")
+        }
+        async fn ledger_take(
+            &self,
+            _: &crate::store::LedgerQuery,
+            _: u32,
+            _: &crate::store::LedgerEntry,
+        ) -> Result<crate::store::LedgerTake> {
+            unreachable!("not used by the intake writer")
+        }
+    }
+
+    fn event(id: &str) -> NewEvent {
+        NewEvent {
+            delivery_id: id.into(),
+            event: "issues".into(),
+            action: None,
+            installation_id: None,
+            repository: None,
+            payload: "{}".into(),
+            received_at: chrono::Utc::now(),
+        }
+    }
+
+    /// Holds the writer inside a first batch (of `first`), queues `ids` behind it, and returns
+    /// the pending answers once all of them are queued.
+    async fn queue_behind_a_held_batch(
+        fake: &Fake,
+        writer: &IntakeWriter,
+        first: &str,
+        ids: &[&str],
+    ) -> (tokio::task::JoinHandle<Result<Intake>>, Vec<tokio::task::JoinHandle<Result<Intake>>>) {
+        let w = writer.clone();
+        let first = event(first);
+        let calls = fake.calls.load(Ordering::SeqCst);
+        let held = tokio::spawn(async move { w.record(first).await });
+        while fake.calls.load(Ordering::SeqCst) == calls {
+            tokio::task::yield_now().await;
+        }
+        let pending: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (w, e) = (writer.clone(), event(id));
+                tokio::spawn(async move { w.record(e).await })
+            })
+            .collect();
+        while writer.queued() < ids.len() {
+            tokio::task::yield_now().await;
+        }
+        (held, pending)
+    }
+
+    async fn within<T>(f: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), f).await.expect("a waiter hung")
+    }
+
+    #[tokio::test]
+    async fn waiting_deliveries_share_one_batch_and_duplicates_in_it_count_once() {
+        let fake = Fake::new(0);
+        let wake = Arc::new(Notify::new());
+        let writer = IntakeWriter::start(fake.clone(), wake.clone());
+        let ids = ["a", "b", "a", "c", "b", "a"];
+        let (held, pending) = queue_behind_a_held_batch(&fake, &writer, "first", &ids).await;
+        fake.gate.add_permits(2);
+        assert!(matches!(within(held).await.unwrap().unwrap(), Intake::Recorded(_)));
+        let mut answers = Vec::new();
+        for p in pending {
+            answers.push(within(p).await.unwrap().unwrap());
+        }
+        assert_eq!(fake.sizes(), vec![1, ids.len()], "everything that waited went in one batch");
+        let recorded: Vec<_> = ids
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| matches!(a, Intake::Recorded(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(recorded, ["a", "b", "c"], "the first copy of each id is recorded, later copies are duplicates");
+        // The dispatcher was told.
+        within(wake.notified()).await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_reported_to_every_waiter_and_the_writer_goes_on() {
+        let fake = Fake::new(0);
+        let writer = IntakeWriter::start(fake.clone(), Arc::new(Notify::new()));
+        let ids = ["x1", "x2", "x3", "x4"];
+        let (held, pending) = queue_behind_a_held_batch(&fake, &writer, "first", &ids).await;
+        *fake.mode.lock().unwrap() = Mode::Fail;
+        fake.gate.add_permits(2);
+        assert!(within(held).await.unwrap().is_err());
+        for p in pending {
+            let err = within(p).await.unwrap().unwrap_err();
+            assert!(format!("{err:#}").contains("disk full"), "{err:#}");
+        }
+        assert_eq!(fake.sizes(), vec![1, 4]);
+        *fake.mode.lock().unwrap() = Mode::Ok;
+        fake.gate.add_permits(1);
+        assert!(matches!(within(writer.record(event("x1"))).await.unwrap(), Intake::Recorded(_)));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_or_short_store_fails_its_batch_without_killing_the_writer() {
+        let fake = Fake::new(0);
+        let writer = IntakeWriter::start(fake.clone(), Arc::new(Notify::new()));
+        for mode in [Mode::Panic, Mode::Short] {
+            *fake.mode.lock().unwrap() = mode;
+            let (held, pending) = queue_behind_a_held_batch(&fake, &writer, "first", &["p1", "p2"]).await;
+            fake.gate.add_permits(2);
+            assert!(within(held).await.unwrap().is_err());
+            for p in pending {
+                assert!(within(p).await.unwrap().is_err());
+            }
+        }
+        *fake.mode.lock().unwrap() = Mode::Ok;
+        fake.gate.add_permits(1);
+        assert!(matches!(within(writer.record(event("p1"))).await.unwrap(), Intake::Recorded(_)));
+    }
+
+    #[tokio::test]
+    async fn batches_are_capped() {
+        let fake = Fake::new(0);
+        let writer = IntakeWriter::start(fake.clone(), Arc::new(Notify::new()));
+        let ids: Vec<String> = (0..MAX_BATCH + 10).map(|i| format!("d{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let (held, pending) = queue_behind_a_held_batch(&fake, &writer, "first", &refs).await;
+        fake.gate.add_permits(3);
+        within(held).await.unwrap().unwrap();
+        for p in pending {
+            assert!(matches!(within(p).await.unwrap().unwrap(), Intake::Recorded(_)));
+        }
+        assert_eq!(fake.sizes(), vec![1, MAX_BATCH, 10]);
+    }
+}

@@ -70,7 +70,7 @@ async fn run() {
             "usage": {"input_tokens": 20_000 + n, "output_tokens": 4_000, "cost_usd": 0.12},
             "transcript": if long { Some(transcript.clone()) } else { None },
         });
-        let finish = if n % 7 == 0 {
+        let finish = if n.is_multiple_of(7) {
             Finish::Failed { error: "spec tests failed".into(), result: Some(result) }
         } else {
             Finish::Succeeded { result }

@@ -580,7 +580,7 @@ async fn a_failing_ci_run_becomes_an_analysis_and_an_improvement_pr() {
     assert!(improvement[0].draft);
     assert!(app.fake.issue_labels(REPO, improvement[0].number).contains(&"factory-improvement".to_string()));
     let skill = app.bare.read("factory/improve-schema", "skills/connector-building/SKILL.md").unwrap();
-    assert!(skill.contains(&format!("- `schema.records_valid` (tidepool-bookings/v1): evidence:")), "{skill}");
+    assert!(skill.contains("- `schema.records_valid` (tidepool-bookings/v1): evidence:"), "{skill}");
     assert!(!app.fake.blob_requests().is_empty(), "the artifact came through the blob host");
     assert!(app.fake.blob_requests().iter().all(|b| b.authorization.is_none()), "no token to the blob host");
 

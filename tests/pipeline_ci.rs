@@ -461,6 +461,7 @@ async fn without_a_report_the_failed_jobs_logs_are_read() {
                2025-05-01T10:00:01.0000000Z building...\n\
                2025-05-01T10:00:09.0000000Z ❌ pagination.stops_on_has_more_false: the mock saw 5 requests after has_more=false\n\
                2025-05-01T10:00:09.1000000Z ✅ pagination.all_pages\n\
+               2025-05-01T10:00:09.5000000Z error: request failed with Authorization: Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789\n\
                2025-05-01T10:00:10.0000000Z ##[error]Process completed with exit code 1.\n";
     s.platform.put_job_logs(801, vec![JobLog { job_id: 1, name: "spec-test changed implementations".into(), html_url: None, text: log.into() }]);
     let out = ci_run(&s, &s.config, &job).await;
@@ -472,6 +473,7 @@ async fn without_a_report_the_failed_jobs_logs_are_read() {
     assert!(comment.contains("failed jobs' logs") && comment.contains("Relevant log lines"), "{comment}");
     assert!(comment.contains("##[error]Process completed with exit code 1."), "{comment}");
     assert!(!comment.contains("2025-05-01T10:00:10"), "timestamps are trimmed: {comment}");
+    assert!(comment.contains("request failed") && !comment.contains("ghp_abcdefghijklmnopqrstuvwxyz0123456789"), "tokens in logs are masked: {comment}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -253,7 +253,9 @@ async fn stage(
     };
     ctl.check().map_err(|_| anyhow::anyhow!("cancelled"))?;
     let marker = format!("{ANALYSIS_MARKER}{} -->", json!({ "run": run.id, "attempt": run.run_attempt }));
-    let mut comment = format!("{}{marker}", analysis.to_markdown(&run.html_url));
+    // Evidence and log lines come from CI output: token shapes are masked before anything is posted.
+    let redactor = crate::agent::transcript::Redactor::new(Vec::<String>::new());
+    let mut comment = format!("{}{marker}", redactor.text(&analysis.to_markdown(&run.html_url)));
     let comment_id = upsert_comment(platform, pull.number, &marker, &comment).await?;
     platform.add_labels(pull.number, &[LABEL_FAILED.to_string()]).await?;
     platform.remove_label(pull.number, LABEL_PASSED).await?;
@@ -283,7 +285,7 @@ async fn stage(
     for p in &out.proposals {
         let _ = writeln!(next, "- {}", p.describe());
     }
-    comment = format!("{}{next}\n{marker}", analysis.to_markdown(&run.html_url));
+    comment = format!("{}{next}\n{marker}", redactor.text(&analysis.to_markdown(&run.html_url)));
     platform.update_comment(comment_id, &comment).await?;
     if let Some(issue) = issue {
         set_ci_block(

@@ -149,7 +149,9 @@ pub fn proposal_for(cat: &FailureCategory, pull: &PullRequest) -> Option<Improve
         let lesson = Lesson {
             check: c.id.clone(),
             connector: connector_of(&c.implementation).unwrap_or_else(|| pull.head.trim_start_matches("connector/").to_string()),
-            evidence: c.evidence.first().cloned().unwrap_or_else(|| c.message.clone()),
+            // From CI output: token shapes masked before it reaches a skill or a PR.
+            evidence: crate::agent::transcript::Redactor::new(Vec::<String>::new())
+                .text(c.evidence.first().unwrap_or(&c.message)),
             rule: match (cat.fault, &cat.scaffold_file) {
                 (Fault::Runtime, Some(file)) => {
                     format!("{} The runtime itself failed this with no hooks involved: fix `{file}` in the scaffold.", c.hint)
@@ -522,6 +524,30 @@ mod tests {
         assert!(!back.merge(&second), "the same evidence twice is no change");
         assert_eq!(back.motivated_by, vec![3, 9]);
         assert_eq!(back.lessons.len(), 2);
+    }
+
+    #[test]
+    fn evidence_from_ci_output_is_masked_before_it_becomes_a_lesson() {
+        use crate::pipeline::analysis::{FailedCheck, FailureCategory};
+        let cat = FailureCategory {
+            name: "auth".into(),
+            checks: vec![FailedCheck {
+                id: "auth.credentials_sent".into(),
+                implementation: "registry/acme/v1/connector-factory/python/default".into(),
+                message: "no credential".into(),
+                hint: "Declare auth.type".into(),
+                evidence: vec!["GET /v1/items Authorization: Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789".into()],
+            }],
+            skill: Some("skills/auth/SKILL.md".into()),
+            scaffold_file: None,
+            fault: Fault::Connector,
+            cause: String::new(),
+            fix: String::new(),
+        };
+        let pull = PullRequest { number: 4, url: "u".into(), head: "connector/acme".into(), state: "open".into(), draft: false };
+        let p = proposal_for(&cat, &pull).unwrap();
+        let line = p.lessons[0].to_markdown();
+        assert!(line.contains("GET /v1/items") && !line.contains("ghp_abcdef"), "{line}");
     }
 
     #[test]

@@ -24,6 +24,13 @@ pub const SPEC_TEST_WORKFLOW: &str = "spec-tests.yml";
 /// its result is posted on the improvement PR.
 pub const REGRESSION_WORKFLOW: &str = "regression.yml";
 
+/// `spec-tests.yml` from `.github/workflows/spec-tests.yml`, or from
+/// `owner/repo/.github/workflows/spec-tests.yml@main` as GitHub also writes a run's path.
+pub fn workflow_file(path: &str) -> &str {
+    let path = path.split('@').next().unwrap_or(path);
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 /// Who the factory is, to recognise its own actions.
 #[derive(Debug, Clone, Default)]
 pub struct RouteContext {
@@ -279,8 +286,7 @@ fn workflow_run(e: &WorkflowRunEvent, delivery: &str) -> Route {
     let run = &e.workflow_run;
     let branch = run.head_branch.as_deref().unwrap_or_default();
     let path = run.path.as_deref().or(e.workflow.as_ref().and_then(|w| w.path.as_deref()));
-    // `.github/workflows/x.yml`, or `owner/repo/.github/workflows/x.yml@ref` as GitHub also writes it.
-    let is = |file: &str| path.is_some_and(|p| p.split('@').next().unwrap_or(p).rsplit('/').next() == Some(file));
+    let is = |file: &str| path.is_some_and(|p| workflow_file(p) == file);
     if branch.starts_with(IMPROVEMENT_BRANCH_PREFIX) {
         // Only the regression guard's result is reported there; nothing is analysed or built.
         if !is(REGRESSION_WORKFLOW) {

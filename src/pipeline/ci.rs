@@ -23,7 +23,9 @@ use super::produce::{ProduceInput, produce_connector};
 use super::status::{MARKER, Meta};
 use super::{Control, PipelineConfig};
 use crate::git::{GitError, Remote, Workspace};
-use crate::github::route::{CONNECTOR_BRANCH_PREFIX, IMPROVEMENT_BRANCH_PREFIX, REGRESSION_WORKFLOW, SPEC_TEST_WORKFLOW};
+use crate::github::route::{
+    CONNECTOR_BRANCH_PREFIX, IMPROVEMENT_BRANCH_PREFIX, REGRESSION_WORKFLOW, SPEC_TEST_WORKFLOW, workflow_file as file_name,
+};
 use crate::platform::{JobLog, Platform, PullRequest, WorkflowRun};
 use crate::spectest::SpecReport;
 use crate::store::{Job, LedgerEntry, LedgerQuery, LedgerTake, Store};
@@ -143,12 +145,6 @@ impl CiOutcome {
     }
 }
 
-/// `spec-tests.yml` from `.github/workflows/spec-tests.yml` (or GitHub's
-/// `owner/repo/.github/workflows/spec-tests.yml@main` form).
-fn file_name(path: &str) -> &str {
-    let path = path.split('@').next().unwrap_or(path);
-    path.rsplit('/').next().unwrap_or(path)
-}
 
 /// Runs the CI stage. Never returns an error: every ending is a [`CiOutcome`].
 pub async fn run(
@@ -254,7 +250,7 @@ async fn stage(
     ctl.check().map_err(|_| anyhow::anyhow!("cancelled"))?;
     let marker = format!("{ANALYSIS_MARKER}{} -->", json!({ "run": run.id, "attempt": run.run_attempt }));
     // Evidence and log lines come from CI output: token shapes are masked before anything is posted.
-    let redactor = crate::agent::transcript::Redactor::new(Vec::<String>::new());
+    let redactor = crate::agent::transcript::Redactor::token_shapes();
     let mut comment = format!("{}{marker}", redactor.text(&analysis.to_markdown(&run.html_url)));
     let comment_id = upsert_comment(platform, pull.number, &marker, &comment).await?;
     platform.add_labels(pull.number, &[LABEL_FAILED.to_string()]).await?;

@@ -150,7 +150,7 @@ pub fn proposal_for(cat: &FailureCategory, pull: &PullRequest) -> Option<Improve
             check: c.id.clone(),
             connector: connector_of(&c.implementation).unwrap_or_else(|| pull.head.trim_start_matches("connector/").to_string()),
             // From CI output: token shapes masked before it reaches a skill or a PR.
-            evidence: crate::agent::transcript::Redactor::new(Vec::<String>::new())
+            evidence: crate::agent::transcript::Redactor::token_shapes()
                 .text(c.evidence.first().unwrap_or(&c.message)),
             rule: match (cat.fault, &cat.scaffold_file) {
                 (Fault::Runtime, Some(file)) => {
@@ -186,12 +186,8 @@ fn connector_of(implementation: &str) -> Option<String> {
 /// skill has none), leaving out lessons whose check and connector it already names.
 pub fn with_lessons(skill: &str, lessons: &[Lesson]) -> String {
     let padded;
-    let (before, section, after) = match skill.find("\n## Lessons") {
-        Some(start) => {
-            let body_start = start + "\n## Lessons".len();
-            let end = skill[body_start..].find("\n## ").map(|e| body_start + e).unwrap_or(skill.len());
-            (&skill[..start], &skill[start + 1..end], &skill[end..])
-        }
+    let (before, section, after) = match lessons_bounds(skill) {
+        Some((start, _, end)) => (&skill[..start], &skill[start + 1..end], &skill[end..]),
         None => {
             padded = format!("{}\n", skill.trim_end());
             (padded.as_str(), "## Lessons\n", "")
@@ -423,16 +419,18 @@ fn skill_name(rel: &Path) -> Option<String> {
     (parts.next()? == "SKILL.md" && parts.next().is_none()).then_some(name)
 }
 
+/// Where a skill's `## Lessons` section is: the newline before its heading, the start of its
+/// body, and its end (the next `## ` heading or the end of the text).
+fn lessons_bounds(text: &str) -> Option<(usize, usize, usize)> {
+    let start = text.find("\n## Lessons")?;
+    let body = start + "\n## Lessons".len();
+    let end = text[body..].find("\n## ").map(|e| body + e).unwrap_or(text.len());
+    Some((start, body, end))
+}
+
 /// The text of a skill's `## Lessons` section (empty without one).
 fn lessons_section(text: &str) -> &str {
-    match text.find("\n## Lessons") {
-        Some(start) => {
-            let body = start + "\n## Lessons".len();
-            let end = text[body..].find("\n## ").map(|e| body + e).unwrap_or(text.len());
-            &text[body..end]
-        }
-        None => "",
-    }
+    lessons_bounds(text).map(|(_, body, end)| &text[body..end]).unwrap_or("")
 }
 
 /// After a failed improver session: the branch's version again (or the default branch's).

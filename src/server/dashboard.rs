@@ -196,7 +196,7 @@ async fn index(State(state): State<DashboardState>, headers: HeaderMap, Query(q)
             return (StatusCode::SERVICE_UNAVAILABLE, Html(page("Unavailable", "<p>The job store could not be read.</p>"))).into_response();
         }
     };
-    let r = Redactor::new(Vec::<String>::new());
+    let r = Redactor::token_shapes();
     let mut body = String::from("<p class=\"counts\"><a href=\"/dashboard\">all</a>");
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
     let _ = write!(body, " ({total}) ");
@@ -257,7 +257,7 @@ async fn job_page(
             return (StatusCode::SERVICE_UNAVAILABLE, Html(page("Unavailable", "<p>The job store could not be read.</p>"))).into_response();
         }
     };
-    let r = Redactor::new(Vec::<String>::new());
+    let r = Redactor::token_shapes();
     let result = job.result.clone().unwrap_or(Value::Null);
     let (tokens, cost) = usage(&result);
     let text = |v: &Value| v.as_str().map(|s| esc(&r.text(s))).unwrap_or_else(|| "-".into());

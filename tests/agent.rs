@@ -115,6 +115,12 @@ async fn build_scenario(fixture: &str, wire: Wire) {
     check_transcript(&result);
     let names: Vec<String> = events(&result).iter().filter(|e| e["event"] == "tool_call").map(|e| e["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(names, ["list_files", "read_file", "finish", "write_file", "write_file", "write_file", "validate", "spec_test", "finish"]);
+    // The session says where its time went: the model, and each tool by name.
+    let tools: Vec<&str> = session.tool_seconds.keys().map(String::as_str).collect();
+    assert_eq!(tools, ["finish", "list_files", "read_file", "spec_test", "validate", "write_file"]);
+    assert!(session.tool_seconds["spec_test"] > 0.0 && session.model_seconds > 0.0, "{session:?}");
+    let accounted = session.model_seconds + session.tool_seconds.values().sum::<f64>();
+    assert!(accounted <= session.duration_seconds + 1e-6, "{session:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

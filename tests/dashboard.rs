@@ -31,6 +31,8 @@ async fn store_with_jobs(dir: &Path, extra: usize) -> Arc<dyn Store> {
         "usage": {"input_tokens": 12000, "output_tokens": 3400, "cost_usd": 0.087},
         "agent": "LLM agent (claude-sonnet-4-5)",
         "transcript": transcript,
+        "timings": {"total_seconds": 41.0, "model_seconds": 30.5, "spec_test_seconds": 9.5, "overhead_seconds": 1.0,
+                    "phases": [["queued", 0.1], ["generating", 32.0], ["spec_tests", 8.0], ["<pushing>", 0.9]]},
         "spec_report": {"implementations": [{"path": "registry/tidepool/v1/connector-factory/python/default", "checks": [
             {"id": "pagination.all_pages", "status": "passed", "message": "4 pages"},
             {"id": "schema.records_valid", "status": "failed", "message": "id is a string"}]}]}
@@ -95,6 +97,11 @@ async fn pages_list_filter_and_show_a_session_without_secrets_or_markup() {
     assert!(session.contains("&lt;script&gt;") && !session.contains("<script>"), "markup in a transcript is text");
     assert!(session.contains("&lt;b&gt;Tidepool&lt;/b&gt;"), "markup in an issue title is text");
     assert!(session.contains("<code>connector.json</code>"), "the transcript is rendered Markdown");
+    assert!(
+        session.contains("generating 32.0s → spec_tests 8.0s → &lt;pushing&gt; 0.9s")
+            && session.contains("model 30.5s, spec tests 9.5s, the bot's own work 1.0s"),
+        "phase durations and the time split are shown, escaped: {session}"
+    );
     let (_, failed_job, _) = get(&app, "/dashboard/jobs/2", Some(TOKEN)).await;
     for page in [&body, &older, &session, &failed_job] {
         assert!(!page.contains(LEAK), "a token-shaped value reached a page");

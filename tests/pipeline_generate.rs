@@ -178,6 +178,17 @@ async fn a_request_becomes_one_pull_request_with_the_connector_and_its_report() 
     assert!(changed.iter().all(|p| p.starts_with(FOLDER)), "{changed:?}");
     assert!(changed.iter().any(|p| p.ends_with("python/default/connector.json")));
     assert_eq!(out.commit.as_deref(), Some(s.bare.tip(BRANCH).unwrap().to_string().as_str()));
+
+    // Where the time went: every phase once, in order; no model; the pipeline's spec-test run.
+    let t = &out.timings;
+    let names: Vec<&str> = t.phases.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(names, ["queued", "preparing", "generating", "validating", "spec_tests", "pushing", "pr_opened"]);
+    assert_eq!(t.model_seconds, 0.0);
+    let spec_phase = t.phases.iter().find(|(p, _)| p == "spec_tests").unwrap().1;
+    assert!(t.spec_test_seconds > 0.0 && t.spec_test_seconds <= spec_phase + 1e-6, "{t:?}");
+    let phase_sum: f64 = t.phases.iter().map(|(_, s)| s).sum();
+    assert!(phase_sum <= t.total_seconds + 1e-6 && t.total_seconds > 0.0, "{t:?}");
+    assert!((t.overhead_seconds - (t.total_seconds - t.spec_test_seconds)).abs() < 1e-6, "{t:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -89,6 +89,11 @@ pub struct SessionReport {
     /// `None` when the model has no price in the table.
     pub cost_usd: Option<f64>,
     pub duration_seconds: f64,
+    /// Time spent waiting for the model, summed over the session's calls.
+    pub model_seconds: f64,
+    /// Time spent in each tool, by tool name (`spec_test` is what the bot-overhead figure leaves
+    /// out next to the model's time).
+    pub tool_seconds: std::collections::BTreeMap<String, f64>,
 }
 
 pub struct Session<'a> {
@@ -125,7 +130,13 @@ impl Session<'_> {
             transcript.record("warning", json!({"text": format!("no price for model {model:?}: the dollar budget cannot be enforced")}));
         }
 
-        let mut st = State { turns: 0, usage: Usage::default(), cost: self.prices.cost(&model, Usage::default()) };
+        let mut st = State {
+            turns: 0,
+            usage: Usage::default(),
+            cost: self.prices.cost(&model, Usage::default()),
+            model_seconds: 0.0,
+            tool_seconds: Default::default(),
+        };
         let outcome = self.run_loop(transcript, &model, started, &mut st).await;
         let report = SessionReport {
             outcome,
@@ -133,6 +144,8 @@ impl Session<'_> {
             usage: st.usage,
             cost_usd: st.cost,
             duration_seconds: started.elapsed().as_secs_f64(),
+            model_seconds: st.model_seconds,
+            tool_seconds: std::mem::take(&mut st.tool_seconds),
         };
         transcript.record(
             "outcome",
@@ -171,7 +184,9 @@ impl Session<'_> {
             };
             let req = ChatRequest { system: &self.system, messages: &messages, tools: &tools, max_tokens: self.max_output_tokens };
             let call_started = Instant::now();
-            let resp = match tokio::time::timeout(remaining, self.provider.chat(&req)).await {
+            let answered = tokio::time::timeout(remaining, self.provider.chat(&req)).await;
+            st.model_seconds += call_started.elapsed().as_secs_f64();
+            let resp = match answered {
                 Err(_) => return Outcome::BudgetExceeded { which: self.wall_clock(started) },
                 Ok(Err(e)) => {
                     transcript.record("llm_error", json!({"error": e.to_string()}));
@@ -237,7 +252,9 @@ impl Session<'_> {
                 };
                 transcript.record("tool_call", json!({"id": id, "name": name, "input": input}));
                 let t0 = Instant::now();
-                let out = match tokio::time::timeout(remaining, self.tools.call(&name, &input)).await {
+                let ran = tokio::time::timeout(remaining, self.tools.call(&name, &input)).await;
+                *st.tool_seconds.entry(name.clone()).or_default() += t0.elapsed().as_secs_f64();
+                let out = match ran {
                     Ok(out) => out,
                     Err(_) => return Outcome::BudgetExceeded { which: self.wall_clock(started) },
                 };
@@ -264,6 +281,8 @@ struct State {
     turns: u32,
     usage: Usage,
     cost: Option<f64>,
+    model_seconds: f64,
+    tool_seconds: std::collections::BTreeMap<String, f64>,
 }
 
 #[cfg(test)]

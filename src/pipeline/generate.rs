@@ -133,6 +133,28 @@ pub struct Outcome {
     pub transcript: Option<String>,
     /// The local spec tests' report.
     pub spec_report: Option<SpecReport>,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Where a run's time went: in the model, in spec tests (the agent's runs and the pipeline's),
+/// and everything else, which is the bot's own overhead.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Timings {
+    pub total_seconds: f64,
+    pub model_seconds: f64,
+    pub spec_test_seconds: f64,
+    /// `total - model - spec tests`: workspace, git, GitHub calls, validation, bookkeeping.
+    pub overhead_seconds: f64,
+    /// Seconds per phase, in the order they ran.
+    pub phases: Vec<(String, f64)>,
+}
+
+impl Timings {
+    fn close(&mut self, total: std::time::Duration) {
+        self.total_seconds = total.as_secs_f64();
+        self.overhead_seconds = (self.total_seconds - self.model_seconds - self.spec_test_seconds).max(0.0);
+    }
 }
 
 impl Outcome {
@@ -152,6 +174,7 @@ impl Outcome {
             agent: None,
             transcript: None,
             spec_report: None,
+            timings: Timings::default(),
         }
     }
 
@@ -206,10 +229,22 @@ struct Tracker<'a> {
     comment: Option<u64>,
     status: Status,
     started: Instant,
+    /// The phase running now and since when, and the ones before it with their seconds.
+    current: (Phase, Instant),
+    phases: Vec<(String, f64)>,
 }
 
 impl Tracker<'_> {
+    fn close_phase(&mut self, next: Phase) {
+        let now = Instant::now();
+        let (phase, since) = std::mem::replace(&mut self.current, (next, now));
+        self.phases.push((phase.as_str().to_string(), (now - since).as_secs_f64()));
+    }
+
     async fn set(&mut self, phase: Phase) {
+        if phase != self.current.0 {
+            self.close_phase(phase);
+        }
         // Store first: a job that was superseded or cancelled must not write over the status that
         // its successor (or the person who cancelled it) now owns.
         if !self.ctl.phase(phase).await {
@@ -234,6 +269,18 @@ impl Tracker<'_> {
 /// and what people need to know about it is on the issue.
 pub async fn run(platform: &dyn Platform, job: &GenerateJob, cfg: &PipelineConfig, ctl: &Control) -> Outcome {
     let started = Instant::now();
+    let mut out = run_phases(platform, job, cfg, ctl, started).await;
+    out.timings.close(started.elapsed());
+    out
+}
+
+async fn run_phases(
+    platform: &dyn Platform,
+    job: &GenerateJob,
+    cfg: &PipelineConfig,
+    ctl: &Control,
+    started: Instant,
+) -> Outcome {
     let person = job.person();
 
     let allowed = match platform.can_write(person).await {
@@ -290,8 +337,15 @@ pub async fn run(platform: &dyn Platform, job: &GenerateJob, cfg: &PipelineConfi
         pr: before.as_ref().and_then(|m| m.pr),
         attempts: before.as_ref().map(|m| m.attempts).unwrap_or(0),
     };
-    let mut tracker =
-        Tracker { platform, ctl, comment: previous.map(|(id, _)| id), status: Status::new(meta), started };
+    let mut tracker = Tracker {
+        platform,
+        ctl,
+        comment: previous.map(|(id, _)| id),
+        status: Status::new(meta),
+        started,
+        current: (Phase::Queued, started),
+        phases: Vec::new(),
+    };
 
     let parsed = match &job.local_base {
         Some(base) => request::parse_local(&body, base),
@@ -306,6 +360,8 @@ pub async fn run(platform: &dyn Platform, job: &GenerateJob, cfg: &PipelineConfi
             out.issue = Some(issue);
             out.error = Some(invalid.to_string());
             out.status_comment = tracker.comment;
+            tracker.close_phase(Phase::InvalidRequest);
+            out.timings.phases = tracker.phases;
             return out;
         }
     };
@@ -359,6 +415,9 @@ pub async fn run(platform: &dyn Platform, job: &GenerateJob, cfg: &PipelineConfi
         }
     }
     out.status_comment = tracker.comment;
+    let last = tracker.current.0;
+    tracker.close_phase(last);
+    out.timings.phases = tracker.phases;
     out
 }
 
@@ -447,6 +506,8 @@ async fn build(
     out.usage = produced.usage;
     out.agent = Some(produced.agent.clone());
     out.transcript = produced.transcript.clone();
+    out.timings.model_seconds += produced.model_seconds;
+    out.timings.spec_test_seconds += produced.spec_test_seconds;
     t.status.transcript = produced.transcript.clone();
     let impl_dir = produced.impl_dir.clone();
     let impl_rel = impl_dir.strip_prefix(ws.root()).map(Path::to_path_buf).map_err(|_| Stop::Failed {
@@ -469,7 +530,9 @@ async fn build(
     t.ctl.check()?;
 
     t.set(Phase::SpecTests).await;
+    let spec_started = Instant::now();
     let spec = t.ctl.until_cancelled(spec_tests(&impl_dir, &impl_rel, &cfg.spec_tests)).await?;
+    out.timings.spec_test_seconds += spec_started.elapsed().as_secs_f64();
     out.spec_report = spec.as_ref().ok().cloned();
     t.status.spec_summary = Some(match &spec {
         Ok(r) => {

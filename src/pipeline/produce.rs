@@ -48,6 +48,9 @@ pub struct Produced {
     pub usage: Option<Usage>,
     /// The session transcript as Markdown, when there was a session.
     pub transcript: Option<String>,
+    /// Seconds spent waiting for the model, and in the agent's own spec-test runs.
+    pub model_seconds: f64,
+    pub spec_test_seconds: f64,
 }
 
 /// Writes the connector for `input` below `<tree>/registry/`.
@@ -93,6 +96,8 @@ async fn builtin_generator(input: &ProduceInput, fetch: &FetchPolicy) -> Result<
         notes,
         usage: None,
         transcript: None,
+        model_seconds: 0.0,
+        spec_test_seconds: 0.0,
     })
 }
 
@@ -141,6 +146,8 @@ async fn llm_agent(input: &ProduceInput, cfg: &PipelineConfig, llm: LlmConfig) -
             notes: summary.lines().filter(|l| l.to_ascii_lowercase().contains("unsure")).map(str::to_string).collect(),
             usage,
             transcript,
+            model_seconds: report.map(|r| r.model_seconds).unwrap_or_default(),
+            spec_test_seconds: report.and_then(|r| r.tool_seconds.get("spec_test").copied()).unwrap_or_default(),
         }),
         other => bail!(
             "the LLM agent did not finish: {other}{}",

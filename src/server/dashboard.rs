@@ -276,6 +276,7 @@ async fn job_page(
     row("branch", text(&result["branch"]));
     row("agent", text(&result["agent"]));
     row("duration", duration(&job));
+    row("time", time_split(&result["timings"]));
     row("tokens in / out", tokens);
     row("cost", cost);
     row("attempts", job.attempts.to_string());
@@ -318,6 +319,23 @@ async fn job_page(
         None => body.push_str("<h2>Transcript</h2><p>No LLM session (the builtin generator, or the job never reached one).</p>"),
     }
     with_cookie(Html(page(&format!("Job {}", job.id), &body)).into_response(), cookie)
+}
+
+/// A generate job's phases with their seconds, and how much was the model and the spec tests.
+fn time_split(t: &Value) -> String {
+    let Some(phases) = t["phases"].as_array().filter(|p| !p.is_empty()) else { return "-".into() };
+    let secs = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let list: Vec<String> = phases
+        .iter()
+        .filter_map(|p| Some(format!("{} {:.1}s", esc(p[0].as_str()?), secs(&p[1]))))
+        .collect();
+    format!(
+        "{}<br>model {:.1}s, spec tests {:.1}s, the bot's own work {:.1}s",
+        list.join(" → "),
+        secs(&t["model_seconds"]),
+        secs(&t["spec_test_seconds"]),
+        secs(&t["overhead_seconds"])
+    )
 }
 
 /// Markdown to HTML with every piece of raw HTML shown as text, and links limited to http(s).

@@ -133,6 +133,16 @@ pub const DASHBOARD_TOKEN: SettingDef = def(
     "dashboard.token",
     "the token the sessions dashboard asks for (without one it is served only on a loopback address)",
 );
+pub const EXECUTOR: SettingDef = def(
+    "FACTORY_EXECUTOR",
+    "worker.executor",
+    "where generation runs: 'local' (this server's workers) or 'actions' (.github/workflows/generate.yml on GitHub Actions)",
+);
+pub const ACTIONS_POLL: SettingDef = def(
+    "FACTORY_ACTIONS_POLL_SECS",
+    "worker.actions_poll_secs",
+    "seconds between looks at a generation run on GitHub Actions",
+);
 pub const LLM_PROVIDER: SettingDef = def("FACTORY_LLM_PROVIDER", "llm.provider", "'anthropic' or 'openai'");
 pub const LLM_BASE_URL: SettingDef = def("FACTORY_LLM_BASE_URL", "llm.base_url", "the LLM API's base URL");
 pub const LLM_MODEL: SettingDef = def("FACTORY_LLM_MODEL", "llm.model", "the model name");
@@ -141,7 +151,7 @@ pub const OPENAI_KEY: SettingDef = def("OPENAI_API_KEY", "llm.api_key", "the Ope
 /// Names the settings file when it is not `./factory.toml`.
 pub const CONFIG_FILE_ENV: &str = "FACTORY_CONFIG";
 
-pub const SETTINGS: [&SettingDef; 17] = [
+pub const SETTINGS: [&SettingDef; 19] = [
     &APP_ID,
     &PRIVATE_KEY,
     &WEBHOOK_SECRET,
@@ -154,6 +164,8 @@ pub const SETTINGS: [&SettingDef; 17] = [
     &MAX_FIX_ATTEMPTS,
     &IMPROVEMENTS_PER_DAY,
     &DASHBOARD_TOKEN,
+    &EXECUTOR,
+    &ACTIONS_POLL,
     &LLM_PROVIDER,
     &LLM_BASE_URL,
     &LLM_MODEL,
@@ -168,6 +180,14 @@ pub const DEFAULT_CONCURRENCY: usize = 2;
 pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_MAX_FIX_ATTEMPTS: u32 = 2;
 pub const DEFAULT_IMPROVEMENTS_PER_DAY: u32 = 10;
+pub const DEFAULT_ACTIONS_POLL: Duration = Duration::from_secs(15);
+
+/// Where the app runs generation (`FACTORY_EXECUTOR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorKind {
+    Local,
+    Actions,
+}
 /// GitHub caps webhook payloads at 25 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 
@@ -200,6 +220,8 @@ pub struct Settings {
     pub max_fix_attempts: u32,
     pub improvements_per_day: u32,
     pub dashboard_token: Option<Secret>,
+    pub executor: ExecutorKind,
+    pub actions_poll: Duration,
     pub llm: LlmSettings,
     /// The settings file that was read, if any.
     pub file: Option<PathBuf>,
@@ -402,6 +424,18 @@ impl Settings {
         let improvements_per_day =
             parse_number(src, &IMPROVEMENTS_PER_DAY, DEFAULT_IMPROVEMENTS_PER_DAY, &mut problems, 0);
 
+        let executor = match src.get(&EXECUTOR).map(|e| e.trim().to_ascii_lowercase()) {
+            None => ExecutorKind::Local,
+            Some(e) if e == "local" => ExecutorKind::Local,
+            Some(e) if e == "actions" => ExecutorKind::Actions,
+            Some(e) => {
+                problems.push(problem(&EXECUTOR, format!("expected 'local' or 'actions', got '{e}'")));
+                ExecutorKind::Local
+            }
+        };
+        let actions_poll =
+            Duration::from_secs(parse_number(src, &ACTIONS_POLL, DEFAULT_ACTIONS_POLL.as_secs(), &mut problems, 1));
+
         let provider = match src.get(&LLM_PROVIDER).map(|p| p.trim().to_ascii_lowercase()) {
             // No provider named: the key in the environment tells which one is meant.
             None if src.has_env(ANTHROPIC_KEY.env) => Some(LlmProvider::Anthropic),
@@ -451,6 +485,8 @@ impl Settings {
             max_fix_attempts,
             improvements_per_day,
             dashboard_token,
+            executor,
+            actions_poll,
             llm: LlmSettings { provider, base_url, model: src.get(&LLM_MODEL), api_key },
             file: src.file.as_ref().map(|(p, _)| p.clone()),
             problems,

@@ -53,6 +53,9 @@ pub struct WorkflowRun {
     pub conclusion: Option<String>,
     pub html_url: String,
     pub run_attempt: u32,
+    /// The rendered `run-name` (what the Actions page lists the run as).
+    #[serde(default)]
+    pub display_title: Option<String>,
 }
 
 impl WorkflowRun {
@@ -64,6 +67,30 @@ impl WorkflowRun {
     pub fn succeeded(&self) -> bool {
         self.is_completed() && matches!(self.conclusion.as_deref(), Some("success" | "skipped" | "neutral"))
     }
+}
+
+/// A connector-request issue, as `batch` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueSummary {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub author: String,
+    pub url: String,
+}
+
+/// A comment, as a job run elsewhere reads it again (the runner of a `/factory retry`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentText {
+    pub author: String,
+    pub body: String,
+}
+
+/// The run a workflow dispatch started, when the platform says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispatched {
+    pub run_id: u64,
+    pub html_url: String,
 }
 
 /// The log of a failed job of a workflow run.
@@ -156,6 +183,37 @@ pub trait Platform: Send + Sync {
     /// The logs of the run's failed jobs (latest attempt).
     async fn failed_job_logs(&self, run_id: u64) -> anyhow::Result<Vec<JobLog>> {
         anyhow::bail!("{} has no CI logs (asked for run {run_id})", self.repository())
+    }
+
+    /// One comment by its id.
+    async fn comment(&self, comment_id: u64) -> anyhow::Result<CommentText> {
+        anyhow::bail!("{} cannot read comment {comment_id}", self.repository())
+    }
+
+    /// Every open issue with `label`, oldest first (pull requests left out).
+    async fn open_issues(&self, label: &str) -> anyhow::Result<Vec<IssueSummary>> {
+        anyhow::bail!("{} cannot list issues labelled '{label}'", self.repository())
+    }
+
+    /// Starts a `workflow_dispatch` workflow (file name, e.g. `generate.yml`) on `git_ref`.
+    async fn dispatch_workflow(
+        &self,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<Option<Dispatched>> {
+        let _ = (git_ref, inputs);
+        anyhow::bail!("{} cannot start workflow {workflow}", self.repository())
+    }
+
+    /// The recent runs of one workflow started by `event`, newest first.
+    async fn workflow_runs(&self, workflow: &str, event: &str) -> anyhow::Result<Vec<WorkflowRun>> {
+        anyhow::bail!("{} has no runs of {workflow} ({event})", self.repository())
+    }
+
+    /// Cancels a run; one that already finished is not an error.
+    async fn cancel_run(&self, run_id: u64) -> anyhow::Result<()> {
+        anyhow::bail!("{} cannot cancel run {run_id}", self.repository())
     }
 
     /// Removes a label from an issue or pull request; not having it is not an error.

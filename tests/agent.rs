@@ -301,6 +301,27 @@ fn cli(tmp: &Path, envs: &[(&str, &str)]) -> std::process::Output {
     cmd.output().unwrap()
 }
 
+/// `generate --issue` (the Actions runner's entry) names what it is missing and refuses to mix
+/// with `--request`.
+#[test]
+fn cli_runner_mode_names_its_missing_environment() {
+    let bin = env!("CARGO_BIN_EXE_connector-factory");
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["generate", "--issue", "5", "--requested-by", "maya"]);
+    for k in ["GITHUB_REPOSITORY", "FACTORY_GITHUB_TOKEN", "FACTORY_BOT_LOGIN"] {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for k in ["GITHUB_REPOSITORY", "FACTORY_GITHUB_TOKEN", "FACTORY_BOT_LOGIN"] {
+        assert!(err.contains(k), "names {k}: {err}");
+    }
+    let both = std::process::Command::new(bin).args(["generate", "--issue", "5", "--request", "r.md"]).output().unwrap();
+    assert_eq!(both.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&both.stderr).contains("cannot be used with"), "{both:?}");
+}
+
 #[test]
 fn cli_without_llm_or_spec_names_the_settings() {
     let tmp = tempfile::tempdir().unwrap();

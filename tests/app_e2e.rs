@@ -12,7 +12,11 @@ use connector_factory::config::{Settings, Source};
 use connector_factory::git::Identity;
 use connector_factory::github::route::RouteContext;
 use connector_factory::pipeline::status::{MARKER, Meta, Phase};
-use connector_factory::pipeline::{PipelineConfig, PipelineHandler, platforms_for_serve};
+use connector_factory::pipeline::actions::{
+    ActionsConfig, GENERATE_WORKFLOW, OUTCOME_ARTIFACT, OUTCOME_FILE, RunnerArgs, RunnerEnv, outcome_json, run_title,
+    runner_job,
+};
+use connector_factory::pipeline::{Control, Executor, PipelineConfig, PipelineHandler, generate, platforms_for_serve};
 use connector_factory::server::dispatch::Dispatcher;
 use connector_factory::server::webhook::sign;
 use connector_factory::server::{AppState, router};
@@ -75,6 +79,25 @@ impl App {
     }
 
     async fn start_with(pool: PoolConfig) -> App {
+        App::start_on(pool, Executor::Local).await
+    }
+
+    /// The app with the Actions executor, and generate.yml dispatchable on the fake as the
+    /// repository's workflow file declares it.
+    async fn start_actions(pool: PoolConfig) -> App {
+        let actions = ActionsConfig {
+            poll: Duration::from_millis(50),
+            find_run_within: Duration::from_secs(10),
+            ..ActionsConfig::default()
+        };
+        let app = App::start_on(pool, Executor::Actions(actions)).await;
+        let (run_name, inputs) = generate_workflow();
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        app.fake.add_dispatchable_workflow(REPO, GENERATE_WORKFLOW, "generate", Some(&run_name), &inputs);
+        app
+    }
+
+    async fn start_on(pool: PoolConfig, executor: Executor) -> App {
         let tmp = tempfile::tempdir().unwrap();
         let fake = FakeGitHub::start().await;
         fake.add_repo(REPO);
@@ -109,6 +132,7 @@ impl App {
             // The description is on 127.0.0.1, which only a test may allow.
             fetch: FetchPolicy { allow_loopback: true, ..FetchPolicy::default() },
             spec_tests: SuiteOptions { only: vec!["discover".into()], ..SuiteOptions::default() },
+            executor,
             ..PipelineConfig::from_settings(&settings)
         };
         let handler = Arc::new(PipelineHandler { platforms, config });
@@ -595,4 +619,207 @@ async fn a_failing_ci_run_becomes_an_analysis_and_an_improvement_pr() {
     let labels = app.fake.issue_labels(REPO, pr);
     assert!(labels.contains(&"spec-tests-passed".to_string()) && !labels.contains(&"spec-tests-failed".to_string()), "{labels:?}");
     assert_eq!(app.fake.pulls(REPO).len(), 2, "still one connector PR and one improvement PR");
+}
+
+// ---- the Actions executor ----
+
+/// generate.yml's `run-name:` and the names of its `workflow_dispatch` inputs, read from the
+/// repository's own workflow file, so the fake dispatches exactly what GitHub would.
+fn generate_workflow() -> (String, Vec<String>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows").join(GENERATE_WORKFLOW);
+    let doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let run_name = doc["run-name"].as_str().expect("generate.yml has a run-name").to_string();
+    // YAML 1.1 reads a bare `on` as true.
+    let on = doc.get("on").or_else(|| doc.get(serde_yaml::Value::Bool(true))).expect("generate.yml has on:");
+    let inputs = on["workflow_dispatch"]["inputs"].as_mapping().expect("workflow_dispatch inputs");
+    (run_name, inputs.keys().map(|k| k.as_str().unwrap().to_string()).collect())
+}
+
+/// The workflow uploads what the server downloads, under the names the code uses.
+#[test]
+fn generate_yml_uploads_the_outcome_the_server_reads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows").join(GENERATE_WORKFLOW);
+    let doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let steps = doc["jobs"]["generate"]["steps"].as_sequence().unwrap();
+    let upload = steps
+        .iter()
+        .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/upload-artifact@")))
+        .expect("an upload step");
+    assert_eq!(upload["with"]["name"].as_str(), Some(OUTCOME_ARTIFACT));
+    assert_eq!(upload["with"]["path"].as_str(), Some(OUTCOME_FILE));
+    assert_eq!(upload["if"].as_str(), Some("always()"), "uploaded even when the build fails");
+    let run = steps.iter().filter_map(|s| s["run"].as_str()).find(|r| r.contains("generate")).unwrap();
+    assert!(run.contains(&format!("--outcome {OUTCOME_FILE}")), "{run}");
+}
+
+impl App {
+    /// Waits for the `n`th dispatched run of generate.yml.
+    async fn dispatched(&self, n: usize) -> support::fake_github::state::RunRecord {
+        let until = Instant::now() + WAIT;
+        loop {
+            let runs = self.fake.dispatched_runs();
+            if runs.len() >= n {
+                return runs[n - 1].clone();
+            }
+            assert!(Instant::now() < until, "no run was dispatched: {:#?}", self.jobs().await);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Plays the runner: `generate --issue` as the workflow runs it, with a token minted for the
+    /// installation, then the outcome artifact and the run's conclusion.
+    async fn run_on_runner(&self, run: &support::fake_github::state::RunRecord, conclusion: &str) -> generate::Outcome {
+        self.fake.set_run_status(run.id, "in_progress", None);
+        let env = RunnerEnv::from_env(|k| match k {
+            "GITHUB_REPOSITORY" => Some(REPO.to_string()),
+            "GITHUB_API_URL" => Some(self.fake.url()),
+            "FACTORY_GITHUB_TOKEN" => Some(self.fake.mint_installation_token(INSTALLATION)),
+            "FACTORY_BOT_LOGIN" => Some(self.fake.bot_login()),
+            "GITHUB_SERVER_URL" => Some("https://github.example".to_string()),
+            "GITHUB_RUN_ID" => Some(run.id.to_string()),
+            _ => None,
+        })
+        .unwrap();
+        let input = |k: &str| run.inputs.get(k).cloned().unwrap_or_default();
+        let args = RunnerArgs {
+            issue: Some(input("issue").parse().unwrap()),
+            comment: input("comment").parse().ok(),
+            on_pull_request: input("on-pull-request") == "true",
+            requested_by: Some(input("requested-by")),
+            job: input("job").parse().ok(),
+            outcome: None,
+        };
+        let platform = env.platform().unwrap();
+        let job = runner_job(&platform, &args).await.unwrap();
+        let mut config = self.handler.config.clone();
+        config.executor = Executor::Local;
+        config.runner_url = env.run_url.clone();
+        let ctl = Control::on_behalf_of(CancellationToken::new(), args.job);
+        let outcome = generate::run(&platform, &job, &config, &ctl).await;
+        let bytes = serde_json::to_vec(&outcome_json(&outcome)).unwrap();
+        self.fake.add_artifact(run.id, OUTCOME_ARTIFACT, &[(OUTCOME_FILE, &bytes)]);
+        self.fake.complete_run(run.id, conclusion);
+        outcome
+    }
+}
+
+fn actions_pool() -> PoolConfig {
+    PoolConfig { concurrency: 2, poll_every: Duration::from_millis(50), ..PoolConfig::default() }
+}
+
+/// (k) With the Actions executor the server dispatches generate.yml and builds nothing itself;
+/// the runner's build is reported as the job's outcome, with one PR and one status comment.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_actions_executor_dispatches_tracks_and_reports_the_run() {
+    let app = App::start_actions(actions_pool()).await;
+    let (issue, event) = app.open_issue(&app.body, "maya");
+    assert_eq!(app.deliver("issues", &event).await, StatusCode::ACCEPTED);
+    let run = app.dispatched(1).await;
+    let job = app.jobs().await[0].clone();
+    assert_eq!(run.display_title.as_deref(), Some(run_title(job.id.0, issue).as_str()));
+    assert_eq!((run.event.as_str(), run.head_branch.as_deref()), ("workflow_dispatch", Some("main")));
+    let inputs: Vec<(&str, &str)> = run.inputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (issue_s, job_s) = (issue.to_string(), job.id.0.to_string());
+    assert_eq!(
+        inputs,
+        [("comment", ""), ("issue", issue_s.as_str()), ("job", job_s.as_str()), ("on-pull-request", "false"), ("requested-by", "maya")]
+    );
+    // Nothing was built on the server: no clone, no branch, no status beyond the 👀.
+    assert!(app.bare.tip(BRANCH).is_none());
+    assert_eq!(app.fake.reactions(REPO).len(), 1);
+
+    let outcome = app.run_on_runner(&run, "success").await;
+    assert!(matches!(outcome.verdict, generate::Verdict::PrOpened), "{outcome:?}");
+    let jobs = app.settle(1).await;
+    assert_eq!(jobs[0].state, JobState::Succeeded, "{jobs:#?}");
+    let result = jobs[0].result.clone().unwrap();
+    assert_eq!(result["executor"]["run_id"], json!(run.id));
+    assert_eq!(result["executor"]["conclusion"], json!("success"));
+    assert_eq!(result["verdict"], json!("pr_opened"));
+    assert!(result["timings"]["phases"].as_array().is_some_and(|p| !p.is_empty()), "the runner's timings: {result}");
+    let pr = app.assert_one_pr();
+    assert_eq!(result["pr"]["number"], json!(pr));
+    let (body, meta) = app.status(issue);
+    assert_eq!((meta.phase, meta.pr, meta.job), (Phase::PrOpened, Some(pr), Some(job.id.0)));
+    assert!(body.contains(&format!("https://github.example/{REPO}/actions/runs/{}", run.id)), "{body}");
+    app.assert_bot_commits_only_in_folder();
+    assert_eq!(app.fake.dispatched_runs().len(), 1);
+}
+
+/// (l) A run that dies before the runner says how it went (here: no runner ever picked it up
+/// and it failed) is reported on the issue with the run's link; the job fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_actions_run_that_dies_early_is_reported_on_the_issue() {
+    let app = App::start_actions(actions_pool()).await;
+    let (issue, event) = app.open_issue(&app.body, "maya");
+    app.deliver("issues", &event).await;
+    let run = app.dispatched(1).await;
+    app.fake.complete_run(run.id, "failure");
+    let jobs = app.settle(1).await;
+    assert_eq!(jobs[0].state, JobState::Failed, "{jobs:#?}");
+    assert!(jobs[0].error.as_deref().unwrap_or_default().contains("'failure'"), "{jobs:#?}");
+    let (body, meta) = app.status(issue);
+    assert_eq!(meta.phase, Phase::Failed);
+    assert!(body.contains(&run_url(&app, run.id)) && body.contains("/factory retry"), "{body}");
+    assert!(app.fake.pulls(REPO).is_empty());
+}
+
+fn run_url(app: &App, run_id: u64) -> String {
+    format!("{}/acme/connectors/actions/runs/{run_id}", app.fake.url())
+}
+
+/// (m) `/factory cancel` while the run is going cancels the run on GitHub too.
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_the_job_cancels_its_actions_run() {
+    let app = App::start_actions(actions_pool()).await;
+    let (issue, event) = app.open_issue(&app.body, "maya");
+    app.deliver("issues", &event).await;
+    let run = app.dispatched(1).await;
+    app.fake.set_run_status(run.id, "in_progress", None);
+    let comment = app.fake.add_comment(REPO, issue, "maya", "/factory cancel");
+    app.deliver("issue_comment", &app.comment_event(issue, comment, "maya", "/factory cancel")).await;
+    let jobs = app.settle(2).await;
+    let generate_job = jobs.iter().find(|j| j.kind == JobKind::Generate).unwrap();
+    assert_eq!(generate_job.state, JobState::Cancelled, "{jobs:#?}");
+    let until = Instant::now() + WAIT;
+    while !app.fake.run(run.id).cancel_requested {
+        assert!(Instant::now() < until, "the run was never cancelled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.status(issue).1.phase, Phase::Cancelled);
+}
+
+/// (n) The server restarts while a run is going, and GitHub does not say which run a dispatch
+/// started: the run is found by its name, never dispatched twice, and its outcome still lands.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_server_finds_its_actions_run_again() {
+    let short = PoolConfig {
+        concurrency: 1,
+        lease: Duration::from_secs(2),
+        heartbeat_every: Duration::from_millis(300),
+        poll_every: Duration::from_millis(100),
+        ..PoolConfig::default()
+    };
+    let mut app = App::start_actions(short.clone()).await;
+    app.fake.without_dispatch_details();
+    let (issue, event) = app.open_issue(&app.body, "maya");
+    app.deliver("issues", &event).await;
+    let run = app.dispatched(1).await;
+    let until = Instant::now() + WAIT;
+    while app.jobs().await[0].state != JobState::Running {
+        assert!(Instant::now() < until);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A graceful stop: the job goes back to the queue while the run goes on.
+    app.pool.take().unwrap().shutdown().await;
+    assert!(!app.fake.run(run.id).cancel_requested, "stopping the server must not stop the run");
+    assert_eq!(app.jobs().await[0].state, JobState::Queued, "released for the next start");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&app.db_url).await.unwrap());
+    app.pool = Some(WorkerPool::start(JobQueue::new(store), app.handler.clone(), PoolConfig { owner: "second".into(), ..short }));
+    app.run_on_runner(&run, "success").await;
+    let jobs = app.settle(1).await;
+    assert_eq!(jobs[0].state, JobState::Succeeded, "{jobs:#?}");
+    assert_eq!(app.fake.dispatched_runs().len(), 1, "one run, never a second dispatch");
+    app.assert_one_pr();
+    assert_eq!(app.status(issue).1.phase, Phase::PrOpened);
 }

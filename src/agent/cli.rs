@@ -31,9 +31,15 @@ pub struct GenerateCommand {
     /// Where to write the transcript (default: <implementation>/.factory).
     #[arg(long, value_name = "DIR", requires = "request")]
     pub transcript_dir: Option<PathBuf>,
+    /// On a GitHub Actions runner: build a request issue, as the app's Actions executor asks.
+    #[command(flatten)]
+    pub runner: crate::pipeline::actions::RunnerArgs,
 }
 
 pub fn run(args: GenerateCommand) -> anyhow::Result<u8> {
+    if args.runner.issue.is_some() {
+        return crate::pipeline::actions::run_on_runner(args.runner);
+    }
     let Some(request_path) = args.request.clone() else {
         return builtin::run(args.builtin);
     };

@@ -645,6 +645,16 @@ pub struct WorkflowRunInfo {
     pub html_url: String,
     #[serde(default)]
     pub run_attempt: Option<u32>,
+    /// What the Actions page shows: the workflow's `run-name` once rendered.
+    #[serde(default)]
+    pub display_title: Option<String>,
+}
+
+/// `POST .../dispatches` with `return_run_details`: the run it started.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DispatchedRun {
+    pub workflow_run_id: u64,
+    pub html_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -721,54 +731,93 @@ const MAX_PAGES: usize = 50;
 /// Calls made as one installation of the app.
 #[derive(Clone)]
 pub struct InstallationClient {
-    app: Arc<GitHubApp>,
-    installation_id: u64,
+    creds: Credentials,
+}
+
+/// Where the installation token comes from.
+#[derive(Clone)]
+enum Credentials {
+    /// The app's key: tokens are minted, cached and renewed by [`GitHubApp`].
+    App { app: Arc<GitHubApp>, installation_id: u64 },
+    /// A token someone else minted for the installation (a GitHub Actions runner that ran
+    /// `actions/create-github-app-token`): used as it is, never renewed. The app's bot login
+    /// comes with it, since `GET /app` needs the app's key.
+    Token { api: Arc<Api>, token: Secret, bot_login: String },
 }
 
 impl InstallationClient {
     pub fn new(app: Arc<GitHubApp>, installation_id: u64) -> Self {
-        InstallationClient { app, installation_id }
+        InstallationClient { creds: Credentials::App { app, installation_id } }
     }
 
-    pub fn installation_id(&self) -> u64 {
-        self.installation_id
+    /// A client on a ready-made installation token, acting as the app whose bot is `bot_login`
+    /// (`<slug>[bot]`).
+    pub fn with_token(api_url: &str, token: Secret, bot_login: &str) -> Result<Self> {
+        if bot_login.trim().is_empty() {
+            bail!("the app's bot login is empty (expected '<app-slug>[bot]')");
+        }
+        let api = Arc::new(Api::new(api_url)?);
+        Ok(InstallationClient { creds: Credentials::Token { api, token, bot_login: bot_login.trim().to_string() } })
     }
 
-    pub fn app(&self) -> &Arc<GitHubApp> {
-        &self.app
+    fn api(&self) -> &Api {
+        match &self.creds {
+            Credentials::App { app, .. } => app.api(),
+            Credentials::Token { api, .. } => api,
+        }
+    }
+
+    /// The app's bot account (`<slug>[bot]`): what its comments are written by.
+    pub async fn bot_login(&self) -> Result<String> {
+        match &self.creds {
+            Credentials::App { app, .. } => app.bot_login().await,
+            Credentials::Token { bot_login, .. } => Ok(bot_login.clone()),
+        }
     }
 
     /// A token valid for at least the app's renewal margin (git pushes use it).
     pub async fn token(&self) -> Result<Secret> {
-        self.app.installation_token(self.installation_id).await
+        match &self.creds {
+            Credentials::App { app, installation_id } => app.installation_token(*installation_id).await,
+            Credentials::Token { token, .. } => Ok(token.clone()),
+        }
+    }
+
+    /// Drops a token GitHub refused so the next call mints another; `false` when there is no
+    /// other to get (a ready-made token).
+    async fn renew(&self, refused: &Secret, path: &str) -> bool {
+        match &self.creds {
+            Credentials::App { app, installation_id } => {
+                tracing::info!(installation = installation_id, path, "installation token refused; minting a new one");
+                app.forget_token(*installation_id, refused).await;
+                true
+            }
+            Credentials::Token { .. } => false,
+        }
     }
 
     /// Sends with the installation token. A 401 means the token died early (revoked, app
     /// re-installed): it is dropped and the call is made once more with a fresh one.
     pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<ApiResponse> {
         let token = self.token().await?;
-        let resp = self.app.api().send(method.clone(), path, body, Auth::Installation(&token)).await?;
-        if resp.status != StatusCode::UNAUTHORIZED {
+        let resp = self.api().send(method.clone(), path, body, Auth::Installation(&token)).await?;
+        if resp.status != StatusCode::UNAUTHORIZED || !self.renew(&token, path).await {
             return Ok(resp);
         }
-        tracing::info!(installation = self.installation_id, path, "installation token refused; minting a new one");
-        self.app.forget_token(self.installation_id, &token).await;
         let token = self.token().await?;
-        self.app.api().send(method, path, body, Auth::Installation(&token)).await
+        self.api().send(method, path, body, Auth::Installation(&token)).await
     }
 
     /// Like [`request`](Self::request), for [`Api::download`]: a `GET` whose body is kept as
     /// bytes within `limit`.
     pub async fn download(&self, path: &str, limit: BodyLimit) -> Result<ApiDownload> {
         let token = self.token().await?;
-        let download = self.app.api().download(path, Auth::Installation(&token), limit).await?;
-        if download.response.status != StatusCode::UNAUTHORIZED {
+        let download = self.api().download(path, Auth::Installation(&token), limit).await?;
+        if download.response.status != StatusCode::UNAUTHORIZED || !self.renew(&token, path).await {
             return Ok(download);
         }
-        tracing::info!(installation = self.installation_id, path, "installation token refused; minting a new one");
-        self.app.forget_token(self.installation_id, &token).await;
         let token = self.token().await?;
-        self.app.api().download(path, Auth::Installation(&token), limit).await
+        self.api().download(path, Auth::Installation(&token), limit).await
     }
 
     async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&Value>) -> Result<T> {
@@ -813,8 +862,7 @@ impl InstallationClient {
             out.append(&mut items(resp.json()?));
             next = match resp.next_link() {
                 Some(link) => Some(
-                    self.app
-                        .api()
+                    self.api()
                         .relative(&link)
                         .ok_or_else(|| anyhow!("GitHub's next page link points at another host"))?,
                 ),
@@ -922,7 +970,75 @@ impl InstallationClient {
         resp.success()?.json()
     }
 
+    /// One comment on an issue or pull request, by its id.
+    pub async fn get_issue_comment(&self, owner: &str, repo: &str, comment_id: u64) -> Result<IssueComment> {
+        self.call(Method::GET, &format!("{}/issues/comments/{comment_id}", Self::repo_path(owner, repo)), None).await
+    }
+
+    /// Every open issue carrying `label`, oldest first. GitHub lists pull requests as issues
+    /// too; they are left out.
+    pub async fn list_open_issues(&self, owner: &str, repo: &str, label: &str) -> Result<Vec<Issue>> {
+        let first = format!(
+            "{}/issues?{}",
+            Self::repo_path(owner, repo),
+            query(&[("state", "open"), ("labels", label), ("sort", "created"), ("direction", "asc"), ("per_page", "100")])
+        );
+        let mut issues: Vec<Issue> = self.paginate(first).await?;
+        issues.retain(|i| i.pull_request.is_none());
+        Ok(issues)
+    }
+
     // ---- GitHub Actions ----
+
+    /// Starts `workflow` (its file name or id) on `git_ref` with `inputs`. GitHub answers with
+    /// the run it started when it can (`return_run_details`); `None` when it answered 204 (a
+    /// server that predates run details), and the caller finds the run by its name.
+    pub async fn dispatch_workflow(
+        &self,
+        owner: &str,
+        repo: &str,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &Value,
+    ) -> Result<Option<DispatchedRun>> {
+        let path = format!("{}/actions/workflows/{}/dispatches", Self::repo_path(owner, repo), segment(workflow));
+        let body = json!({ "ref": git_ref, "inputs": inputs, "return_run_details": true });
+        let resp = self.request(Method::POST, &path, Some(&body)).await?.success()?;
+        if resp.status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Ok(Some(resp.json()?))
+    }
+
+    /// The most recent runs of one workflow started by `event`, newest first.
+    pub async fn list_workflow_runs(
+        &self,
+        owner: &str,
+        repo: &str,
+        workflow: &str,
+        event: &str,
+        count: u32,
+    ) -> Result<Vec<WorkflowRunInfo>> {
+        let per_page = count.clamp(1, 100).to_string();
+        let path = format!(
+            "{}/actions/workflows/{}/runs?{}",
+            Self::repo_path(owner, repo),
+            segment(workflow),
+            query(&[("event", event), ("per_page", &per_page)])
+        );
+        Ok(self.call::<WorkflowRunList>(Method::GET, &path, None).await?.workflow_runs)
+    }
+
+    /// Asks GitHub to cancel a run. A run that already finished (409) is not an error.
+    pub async fn cancel_workflow_run(&self, owner: &str, repo: &str, run_id: u64) -> Result<()> {
+        let path = format!("{}/actions/runs/{run_id}/cancel", Self::repo_path(owner, repo));
+        let resp = self.request(Method::POST, &path, None).await?;
+        if resp.status == StatusCode::CONFLICT {
+            return Ok(());
+        }
+        resp.success()?;
+        Ok(())
+    }
 
     pub async fn get_workflow_run(&self, owner: &str, repo: &str, run_id: u64) -> Result<WorkflowRunInfo> {
         self.call(Method::GET, &format!("{}/actions/runs/{run_id}", Self::repo_path(owner, repo)), None).await

@@ -2,7 +2,7 @@
 //! app working on one repository.
 
 use super::client::{InstallationClient, NewPull, PullRequestInfo, Repository, WorkflowRunInfo};
-use crate::platform::{GitCredentials, JobLog, Platform, PrSpec, PullRequest, WorkflowRun};
+use crate::platform::{CommentText, Dispatched, GitCredentials, IssueSummary, JobLog, Platform, PrSpec, PullRequest, WorkflowRun};
 use anyhow::{Result, bail};
 use async_trait::async_trait;
 
@@ -97,6 +97,7 @@ fn workflow_run(r: WorkflowRunInfo) -> WorkflowRun {
         conclusion: r.conclusion,
         html_url: r.html_url,
         run_attempt: r.run_attempt.unwrap_or(1),
+        display_title: r.display_title,
     }
 }
 
@@ -142,7 +143,7 @@ impl Platform for GitHubPlatform {
     /// The oldest comment written by this app that contains `marker`. Comments by anyone else
     /// never match, even when they quote the marker.
     async fn find_bot_comment(&self, issue: u64, marker: &str) -> Result<Option<(u64, String)>> {
-        let bot = self.client.app().bot_login().await?;
+        let bot = self.client.bot_login().await?;
         let comments = self.client.list_issue_comments(&self.owner, &self.repo, issue).await?;
         Ok(comments.into_iter().find_map(|c| {
             let by_bot = c.user.as_ref().is_some_and(|u| u.login.eq_ignore_ascii_case(&bot));
@@ -256,6 +257,45 @@ impl Platform for GitHubPlatform {
             logs.push(JobLog { job_id: job.id, name: job.name, html_url: job.html_url, text });
         }
         Ok(logs)
+    }
+
+    async fn comment(&self, comment_id: u64) -> Result<CommentText> {
+        let c = self.client.get_issue_comment(&self.owner, &self.repo, comment_id).await?;
+        Ok(CommentText { author: c.user.map(|u| u.login).unwrap_or_default(), body: c.body.unwrap_or_default() })
+    }
+
+    async fn open_issues(&self, label: &str) -> Result<Vec<IssueSummary>> {
+        let issues = self.client.list_open_issues(&self.owner, &self.repo, label).await?;
+        Ok(issues
+            .into_iter()
+            .map(|i| IssueSummary {
+                number: i.number,
+                title: i.title,
+                body: i.body.unwrap_or_default(),
+                author: i.user.map(|u| u.login).unwrap_or_default(),
+                url: i.html_url,
+            })
+            .collect())
+    }
+
+    async fn dispatch_workflow(
+        &self,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<Dispatched>> {
+        let inputs = serde_json::to_value(inputs)?;
+        let run = self.client.dispatch_workflow(&self.owner, &self.repo, workflow, git_ref, &inputs).await?;
+        Ok(run.map(|r| Dispatched { run_id: r.workflow_run_id, html_url: r.html_url }))
+    }
+
+    async fn workflow_runs(&self, workflow: &str, event: &str) -> Result<Vec<WorkflowRun>> {
+        let runs = self.client.list_workflow_runs(&self.owner, &self.repo, workflow, event, BRANCH_RUNS).await?;
+        Ok(runs.into_iter().map(workflow_run).collect())
+    }
+
+    async fn cancel_run(&self, run_id: u64) -> Result<()> {
+        self.client.cancel_workflow_run(&self.owner, &self.repo, run_id).await
     }
 
     async fn remove_label(&self, issue: u64, label: &str) -> Result<()> {

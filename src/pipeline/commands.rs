@@ -23,7 +23,7 @@ fn number(job: &Job) -> Result<u64> {
 }
 
 /// The request issue a command on `number` is about: itself, or the issue a PR closes.
-async fn request_issue(platform: &dyn Platform, job: &Job, number: u64) -> u64 {
+pub(super) async fn request_issue(platform: &dyn Platform, job: &Job, number: u64) -> u64 {
     let on_pull = job.payload.pointer("/issue/is_pull_request").and_then(Value::as_bool).unwrap_or(false)
         || job.payload.pointer("/pull_request/number").is_some();
     if !on_pull {

@@ -83,14 +83,14 @@ impl GenerateJob {
         Ok(GenerateJob { number, trigger, local_base: None })
     }
 
-    fn person(&self) -> &str {
+    pub fn person(&self) -> &str {
         match &self.trigger {
             Trigger::Request { requester, .. } => requester,
             Trigger::Retry { commenter, .. } => commenter,
         }
     }
 
-    fn guidance(&self) -> Option<&str> {
+    pub fn guidance(&self) -> Option<&str> {
         match &self.trigger {
             Trigger::Retry { guidance, .. } => guidance.as_deref(),
             Trigger::Request { .. } => None,
@@ -281,30 +281,10 @@ async fn run_phases(
     ctl: &Control,
     started: Instant,
 ) -> Outcome {
-    let person = job.person();
-
-    let allowed = match platform.can_write(person).await {
-        Ok(allowed) => allowed,
-        Err(err) => {
-            tracing::warn!(login = person, "permission check failed, treating as no access: {err:#}");
-            false
-        }
-    };
-    if !allowed {
-        if let Err(err) = platform.create_comment(job.number, &refusal(person, &job.trigger)).await {
-            tracing::warn!("posting the refusal failed: {err:#}");
-        }
-        let mut out = Outcome::new(Verdict::Refused);
-        out.error = Some(format!("{person} has no write access"));
-        return out;
+    if let Some(refused) = refuse_without_write_access(platform, job).await {
+        return refused;
     }
-    let reacted = match &job.trigger {
-        Trigger::Request { .. } => platform.react_issue(job.number, "eyes").await,
-        Trigger::Retry { comment_id, .. } => platform.react_comment(*comment_id, "eyes").await,
-    };
-    if let Err(err) = reacted {
-        tracing::warn!("reacting failed: {err:#}");
-    }
+    acknowledge(platform, job).await;
 
     let (issue, body) = match request_text(platform, job).await {
         Ok(found) => found,
@@ -337,11 +317,13 @@ async fn run_phases(
         pr: before.as_ref().and_then(|m| m.pr),
         attempts: before.as_ref().map(|m| m.attempts).unwrap_or(0),
     };
+    let mut status = Status::new(meta);
+    status.runner_url = cfg.runner_url.clone();
     let mut tracker = Tracker {
         platform,
         ctl,
         comment: previous.map(|(id, _)| id),
-        status: Status::new(meta),
+        status,
         started,
         current: (Phase::Queued, started),
         phases: Vec::new(),
@@ -419,6 +401,39 @@ async fn run_phases(
     tracker.close_phase(last);
     out.timings.phases = tracker.phases;
     out
+}
+
+/// Checks that the person behind the job may command the bot (write access, failing closed);
+/// if not, posts a polite refusal and returns the job's outcome.
+pub async fn refuse_without_write_access(platform: &dyn Platform, job: &GenerateJob) -> Option<Outcome> {
+    let person = job.person();
+    let allowed = match platform.can_write(person).await {
+        Ok(allowed) => allowed,
+        Err(err) => {
+            tracing::warn!(login = person, "permission check failed, treating as no access: {err:#}");
+            false
+        }
+    };
+    if allowed {
+        return None;
+    }
+    if let Err(err) = platform.create_comment(job.number, &refusal(person, &job.trigger)).await {
+        tracing::warn!("posting the refusal failed: {err:#}");
+    }
+    let mut out = Outcome::new(Verdict::Refused);
+    out.error = Some(format!("{person} has no write access"));
+    Some(out)
+}
+
+/// 👀 on the request issue, or on the comment that asked for a retry.
+pub async fn acknowledge(platform: &dyn Platform, job: &GenerateJob) {
+    let reacted = match &job.trigger {
+        Trigger::Request { .. } => platform.react_issue(job.number, "eyes").await,
+        Trigger::Retry { comment_id, .. } => platform.react_comment(*comment_id, "eyes").await,
+    };
+    if let Err(err) = reacted {
+        tracing::warn!("reacting failed: {err:#}");
+    }
 }
 
 /// The request issue and its text: the event's copy for a new request; read again for a retry,

@@ -9,6 +9,7 @@
 //! [`PipelineHandler`] is the worker's [`JobHandler`]: it builds a [`Platform`] for each job
 //! through a [`PlatformFactory`] and runs the stage the job's kind asks for.
 
+pub mod actions;
 pub mod analysis;
 pub mod ci;
 pub mod commands;
@@ -52,6 +53,19 @@ pub struct PipelineConfig {
     pub fetch: FetchPolicy,
     pub spec_tests: SuiteOptions,
     pub learning: LearningConfig,
+    /// Where generate jobs run: in this process, or on GitHub Actions.
+    pub executor: Executor,
+    /// Set on an Actions runner: the run's page, shown on the status comment.
+    pub runner_url: Option<String>,
+}
+
+/// Where the app runs generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Executor {
+    /// Workers of this process clone, generate, test and push.
+    Local,
+    /// Each generate job is dispatched to a `workflow_dispatch` workflow and tracked there.
+    Actions(actions::ActionsConfig),
 }
 
 /// Limits of the learning loop (CI results, fixes, improvement PRs).
@@ -93,6 +107,14 @@ impl PipelineConfig {
                 improvements_per_day: settings.improvements_per_day,
                 ..LearningConfig::default()
             },
+            executor: match settings.executor {
+                crate::config::ExecutorKind::Local => Executor::Local,
+                crate::config::ExecutorKind::Actions => Executor::Actions(actions::ActionsConfig {
+                    poll: settings.actions_poll,
+                    ..actions::ActionsConfig::default()
+                }),
+            },
+            runner_url: None,
         }
     }
 }
@@ -108,6 +130,8 @@ impl Default for PipelineConfig {
             fetch: FetchPolicy::default(),
             spec_tests: SuiteOptions::default(),
             learning: LearningConfig::default(),
+            executor: Executor::Local,
+            runner_url: None,
         }
     }
 }
@@ -118,6 +142,8 @@ impl Default for PipelineConfig {
 pub struct Control {
     job: Option<JobContext>,
     cancel: CancellationToken,
+    /// The app's job id when the run happens elsewhere on its behalf (an Actions runner).
+    on_behalf_of: Option<i64>,
 }
 
 /// Returned between phases once the job was asked to stop.
@@ -128,15 +154,26 @@ pub struct Cancelled;
 impl Control {
     pub fn for_job(ctx: JobContext) -> Control {
         let cancel = ctx.cancelled().clone();
-        Control { job: Some(ctx), cancel }
+        Control { job: Some(ctx), cancel, on_behalf_of: None }
     }
 
     pub fn standalone(cancel: CancellationToken) -> Control {
-        Control { job: None, cancel }
+        Control { job: None, cancel, on_behalf_of: None }
+    }
+
+    /// A run without a job store of its own, doing the app's job `job` (on an Actions runner):
+    /// the status comment keeps naming that job.
+    pub fn on_behalf_of(cancel: CancellationToken, job: Option<i64>) -> Control {
+        Control { job: None, cancel, on_behalf_of: job }
     }
 
     pub fn job_id(&self) -> Option<i64> {
-        self.job.as_ref().map(|c| c.job_id().0)
+        self.job.as_ref().map(|c| c.job_id().0).or(self.on_behalf_of)
+    }
+
+    /// Cancelled when the job should stop.
+    pub fn cancelled(&self) -> &CancellationToken {
+        &self.cancel
     }
 
     /// Records the phase in the store; `false` when the job is no longer ours (a newer job or
@@ -219,8 +256,11 @@ impl JobHandler for PipelineHandler {
     async fn handle(&self, job: Job, ctx: JobContext) -> Result<JobOutcome> {
         match job.kind {
             JobKind::Generate | JobKind::Retry => {
-                let input = generate::GenerateJob::from_job(&job)?;
                 let platform = self.platforms.for_job(&job).await?;
+                if let Executor::Actions(actions) = &self.config.executor {
+                    return actions::run(platform.as_ref(), &job, actions, &Control::for_job(ctx)).await;
+                }
+                let input = generate::GenerateJob::from_job(&job)?;
                 let outcome = generate::run(platform.as_ref(), &input, &self.config, &Control::for_job(ctx)).await;
                 Ok(outcome.into_job_outcome())
             }

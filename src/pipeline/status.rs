@@ -184,6 +184,8 @@ pub struct Status {
     pub detail: Option<String>,
     /// The phase a failure happened in, for the checklist.
     pub failed_in: Option<Phase>,
+    /// Where the job runs when not on the app's own server: a GitHub Actions run's page.
+    pub runner_url: Option<String>,
 }
 
 impl Status {
@@ -199,6 +201,7 @@ impl Status {
             spec_summary: None,
             detail: None,
             failed_in: None,
+            runner_url: None,
         }
     }
 
@@ -250,6 +253,9 @@ impl Status {
         }
         if let Some(s) = &self.spec_summary {
             lines.push(format!("**Local spec tests:** {s}"));
+        }
+        if let Some(url) = &self.runner_url {
+            lines.push(format!("**Runs on:** [GitHub Actions]({url})"));
         }
         if let Some(u) = &self.usage {
             lines.push(format!("**Tokens and cost:** {}", u.describe()));

@@ -168,17 +168,8 @@ pub async fn run_connector(dir: &Path, command: &[String], req: RunRequest) -> R
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
-    for var in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_PROXY", "127.0.0.1,localhost")
+    // No proxy variables either: the connector talks to the mock API on 127.0.0.1 only.
+    cmd.env_clear().envs(connector_env(false)).env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1");
@@ -273,9 +264,45 @@ async fn read_lines<R: AsyncRead + Unpin>(pipe: Option<R>) -> (Vec<String>, bool
     (lines, cut)
 }
 
+/// What a connector's processes may see of the factory's environment. Connector code is
+/// untrusted (an agent wrote it) and the factory's environment holds the app's private key,
+/// installation tokens and LLM keys, so it starts from nothing: only what a process needs to
+/// start and find its tools, and for the build step what a package manager needs to reach its
+/// registry (proxies, npm and pip settings).
+pub fn connector_env(for_build: bool) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    const BASE: [&str; 8] = ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "SYSTEMROOT"];
+    const PROXIES: [&str; 8] =
+        ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"];
+    std::env::vars_os()
+        .filter(|(k, _)| {
+            let Some(k) = k.to_str() else { return false };
+            BASE.contains(&k)
+                || (for_build
+                    && (PROXIES.contains(&k)
+                        || ["npm_config_", "NPM_CONFIG_", "PIP_"].iter().any(|p| k.starts_with(p))))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_connector_sees_none_of_the_factorys_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = vec!["sh".to_string(), "-c".to_string(), "env".to_string(), "x".to_string()];
+        let out = run_connector(dir.path(), &cmd, sh("", Duration::from_secs(5))).await;
+        assert_eq!(out.exit_code, Some(0), "{out:?}");
+        let allowed = ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "SYSTEMROOT", "NO_PROXY", "no_proxy",
+            "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PWD", "SHLVL", "_"];
+        let names: Vec<&str> = out.stdout.iter().filter_map(|l| l.split_once('=').map(|(k, _)| k)).collect();
+        assert!(names.contains(&"PATH"), "{names:?}");
+        let leaked: Vec<&&str> = names.iter().filter(|n| !allowed.contains(n)).collect();
+        // `cargo test` runs this with CARGO_* and more in its environment; none may pass.
+        assert!(leaked.is_empty(), "variables reached the connector: {leaked:?}");
+        assert!(std::env::vars().any(|(k, _)| k.starts_with("CARGO")), "the check needs something to keep out");
+    }
 
     fn sh(script: &str, limit: Duration) -> RunRequest {
         let _ = script;
@@ -344,6 +371,8 @@ pub fn build_implementation(imp: &LoadedImpl) -> Result<(), InputError> {
     let shown = build.join(" ");
     let mut child = std::process::Command::new(program)
         .args(args)
+        .env_clear()
+        .envs(connector_env(true))
         .current_dir(&imp.dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -287,9 +287,49 @@ impl FakeGitHub {
                 actor,
                 created_at: now,
                 updated_at: now,
+                display_title: None,
+                inputs: BTreeMap::new(),
+                cancel_requested: false,
             },
         );
         id
+    }
+
+    /// Makes `.github/workflows/<file>` of `repo` dispatchable, as its `on: workflow_dispatch`
+    /// would: `run_name` is its `run-name:` (`${{ inputs.x }}` is filled in from the dispatch),
+    /// `inputs` the names it declares. Dispatching anything else answers 404, and an input it
+    /// does not declare 422, as on GitHub.
+    pub fn add_dispatchable_workflow(&self, repo: &str, file: &str, name: &str, run_name: Option<&str>, inputs: &[&str]) {
+        let mut s = self.state();
+        assert!(s.repos.contains_key(repo), "unknown repo {repo}");
+        let def = WorkflowDef {
+            name: name.into(),
+            run_name: run_name.map(str::to_string),
+            inputs: inputs.iter().map(|i| i.to_string()).collect(),
+        };
+        s.dispatchable.insert((repo.to_string(), format!(".github/workflows/{file}")), def);
+    }
+
+    /// Dispatches answer 204 without naming the run, whatever the caller asks.
+    pub fn without_dispatch_details(&self) {
+        self.state().dispatch_details = false;
+    }
+
+    /// The runs started through `workflow_dispatch`, in order.
+    pub fn dispatched_runs(&self) -> Vec<RunRecord> {
+        let s = self.state();
+        s.dispatched.iter().filter_map(|id| s.runs.get(id).cloned()).collect()
+    }
+
+    /// An installation token minted outside the app's own flow, as `actions/create-github-app-token`
+    /// does on a runner.
+    pub fn mint_installation_token(&self, installation_id: u64) -> String {
+        let mut s = self.state();
+        assert!(s.installations.contains_key(&installation_id), "unknown installation {installation_id}");
+        let token = format!("ghs_{:032x}", rand::random::<u128>());
+        let expires_at = chrono::Utc::now() + s.token_lifetime;
+        s.tokens.insert(token.clone(), TokenRecord { installation_id, expires_at, revoked: false });
+        token
     }
 
     /// The run finishes with `conclusion` (`success`, `failure`, `cancelled`, `timed_out`, ...).
@@ -634,7 +674,8 @@ fn routes() -> Router<Arc<Shared>> {
         .route("/repos/{owner}/{repo}", get(get_repo))
         .route("/repos/{owner}/{repo}/issues/{issue_number}", get(get_issue))
         .route("/repos/{owner}/{repo}/issues/{issue_number}/comments", get(list_comments).post(create_comment))
-        .route("/repos/{owner}/{repo}/issues/comments/{comment_id}", patch(update_comment))
+        .route("/repos/{owner}/{repo}/issues", get(list_issues))
+        .route("/repos/{owner}/{repo}/issues/comments/{comment_id}", get(get_comment).patch(update_comment))
         .route("/repos/{owner}/{repo}/issues/{issue_number}/reactions", post(react_issue))
         .route("/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", post(react_comment))
         .route("/repos/{owner}/{repo}/issues/{issue_number}/labels", post(add_issue_labels))
@@ -646,6 +687,9 @@ fn routes() -> Router<Arc<Shared>> {
         .route("/repos/{owner}/{repo}/collaborators/{username}/permission", get(get_permission))
         .route("/repos/{owner}/{repo}/actions/runs", get(list_runs))
         .route("/repos/{owner}/{repo}/actions/runs/{run_id}", get(get_run))
+        .route("/repos/{owner}/{repo}/actions/runs/{run_id}/cancel", post(cancel_run))
+        .route("/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", post(dispatch_workflow))
+        .route("/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs", get(list_workflow_runs))
         .route("/repos/{owner}/{repo}/actions/runs/{run_id}/artifacts", get(list_artifacts))
         .route("/repos/{owner}/{repo}/actions/runs/{run_id}/jobs", get(list_jobs))
         .route("/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}", get(download_artifact))
@@ -1530,6 +1574,198 @@ async fn download_job_logs(
 }
 
 /// The blob host: no credentials wanted; whether one arrived anyway is recorded.
+async fn list_issues(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    let state = q.get("state").map(String::as_str).unwrap_or("open");
+    let labels: Vec<&str> = q.get("labels").map(|l| l.split(',').map(str::trim).collect()).unwrap_or_default();
+    let mut issues: Vec<&IssueRecord> = s
+        .issues
+        .iter()
+        .filter(|((repo, _), i)| *repo == full && (state == "all" || i.state == state))
+        .filter(|(_, i)| labels.iter().all(|l| i.labels.iter().any(|have| have.eq_ignore_ascii_case(l))))
+        .map(|(_, i)| i)
+        .collect();
+    issues.sort_by_key(|i| i.number);
+    if q.get("direction").map(String::as_str) != Some("asc") {
+        issues.reverse();
+    }
+    let per_page = q.get("per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(30).clamp(1, 100);
+    let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let pages = issues.len().div_ceil(per_page).max(1);
+    let items: Vec<Value> = issues
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|i| obj::issue(&sh.base, &r, i, comment_count(&s, &full, i.number)))
+        .collect();
+    let mut response = ok(Value::Array(items));
+    if page < pages {
+        let mut params: Vec<(String, String)> = q.iter().filter(|(k, _)| *k != "page").map(|(k, v)| (k.clone(), v.clone())).collect();
+        params.sort();
+        params.push(("page".into(), (page + 1).to_string()));
+        let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        let next = format!("<{}/repos/{}/{}/issues?{query}>; rel=\"next\"", sh.base, obj::seg(&owner), obj::seg(&repo));
+        response.headers_mut().insert("link", HeaderValue::from_str(&next).unwrap());
+    }
+    response
+}
+
+async fn get_comment(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, comment_id)): Path<(String, String, u64)>,
+) -> Response {
+    let s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    match s.comments.get(&comment_id).filter(|c| c.repo == r.full_name()) {
+        Some(c) => ok(obj::issue_comment(&sh.base, &r, c)),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// `workflow_id` is a file name (`generate.yml`) or a numeric id, as on GitHub.
+fn workflow_path(s: &State, repo: &str, workflow_id: &str) -> Option<String> {
+    if let Ok(id) = workflow_id.parse::<u64>() {
+        return s.workflows.iter().find(|((r, _), wid)| r == repo && **wid == id).map(|((_, p), _)| p.clone());
+    }
+    Some(format!(".github/workflows/{workflow_id}"))
+}
+
+async fn dispatch_workflow(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, workflow_id)): Path<(String, String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    let Some(path) = workflow_path(&s, &full, &workflow_id) else { return error(StatusCode::NOT_FOUND, "Not Found") };
+    let Some(def) = s.dispatchable.get(&(full.clone(), path.clone())).cloned() else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let Some(git_ref) = body_text(&body, "ref") else { return validation_failed("Workflow", "ref", "missing_field") };
+    let mut inputs = BTreeMap::new();
+    for (k, v) in body.get("inputs").and_then(Value::as_object).into_iter().flatten() {
+        if !def.inputs.contains(k) {
+            let message = format!("Unexpected inputs provided: [\"{k}\"]");
+            return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest"}))).into_response();
+        }
+        let Some(v) = v.as_str() else { return validation_failed("Workflow", k, "invalid") };
+        inputs.insert(k.clone(), v.to_string());
+    }
+    let branch = git_ref.trim_start_matches("refs/heads/").to_string();
+    let workflow_id = match s.workflows.get(&(full.clone(), path.clone())) {
+        Some(id) => *id,
+        None => {
+            let id = s.id();
+            s.workflows.insert((full.clone(), path.clone()), id);
+            id
+        }
+    };
+    let display_title = def.run_name.as_ref().map(|t| {
+        let mut out = t.clone();
+        for name in &def.inputs {
+            let value = inputs.get(name).cloned().unwrap_or_default();
+            for form in [format!("${{{{ inputs.{name} }}}}"), format!("${{{{inputs.{name}}}}}")] {
+                out = out.replace(&form, &value);
+            }
+        }
+        out
+    });
+    let run_number = s.runs.values().filter(|x| x.workflow_id == workflow_id).count() as u64 + 1;
+    let id = s.id();
+    let now = chrono::Utc::now();
+    let actor = s.app.bot();
+    let run = RunRecord {
+        id,
+        repo: full.clone(),
+        workflow_id,
+        run_number,
+        path,
+        name: Some(def.name.clone()),
+        head_branch: Some(branch),
+        head_sha: sha(id),
+        head_repository: None,
+        event: "workflow_dispatch".into(),
+        status: "queued".into(),
+        conclusion: None,
+        run_attempt: 1,
+        actor,
+        created_at: now,
+        updated_at: now,
+        display_title,
+        inputs,
+        cancel_requested: false,
+    };
+    s.runs.insert(id, run);
+    s.dispatched.push(id);
+    if !s.dispatch_details || body.get("return_run_details").and_then(Value::as_bool) != Some(true) {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let html = format!("{}/{}/{}/actions/runs/{id}", sh.base, obj::seg(&owner), obj::seg(&repo));
+    let api = format!("{}/repos/{}/{}/actions/runs/{id}", sh.base, obj::seg(&owner), obj::seg(&repo));
+    ok(json!({ "workflow_run_id": id, "run_url": api, "html_url": html }))
+}
+
+async fn list_workflow_runs(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, workflow_id)): Path<(String, String, String)>,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let full = r.full_name();
+    let Some(path) = workflow_path(&s, &full, &workflow_id) else { return error(StatusCode::NOT_FOUND, "Not Found") };
+    if !s.workflows.contains_key(&(full.clone(), path.clone())) && !s.dispatchable.contains_key(&(full.clone(), path.clone())) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let wanted = |key: &str, value: Option<&String>| q.get(key).is_none_or(|w| Some(w) == value);
+    let mut runs: Vec<RunRecord> = s
+        .runs
+        .values()
+        .filter(|run| run.repo == full && run.path == path)
+        .filter(|run| wanted("branch", run.head_branch.as_ref()))
+        .filter(|run| wanted("event", Some(&run.event)))
+        .filter(|run| q.get("status").is_none_or(|w| *w == run.status || Some(w) == run.conclusion.as_ref()))
+        .cloned()
+        .collect();
+    runs.sort_by_key(|run| std::cmp::Reverse(run.id));
+    let items = runs.iter().map(|run| run_json(&sh.base, &mut s, &r, run)).collect();
+    paged(&sh.base, &uri, &q, "workflow_runs", items)
+}
+
+/// GitHub accepts the request (202) and the run ends as `cancelled` soon after; the fake ends it
+/// at once. A run that already finished answers 409.
+async fn cancel_run(
+    AxState(sh): Shd,
+    Extension(caller): Extension<Caller>,
+    Path((owner, repo, run_id)): Path<(String, String, u64)>,
+) -> Response {
+    let mut s = sh.lock();
+    let r = repo_or_return!(s, caller, owner, repo);
+    let Some(run) = s.runs.get_mut(&run_id).filter(|run| run.repo == r.full_name()) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    if run.status == "completed" {
+        return error(StatusCode::CONFLICT, "Cannot cancel a workflow run that is completed.");
+    }
+    run.cancel_requested = true;
+    run.status = "completed".into();
+    run.conclusion = Some("cancelled".into());
+    run.updated_at = chrono::Utc::now();
+    (StatusCode::ACCEPTED, Json(json!({}))).into_response()
+}
+
 async fn get_blob(AxState(sh): Shd, Path(key): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     let mut s = sh.lock();
     let blob = s.blobs.get(&key).cloned();

@@ -415,7 +415,7 @@ pub fn workflow_run(base: &str, r: &RepoRecord, head: &RepoRecord, run: &RunReco
         "head_branch": run.head_branch,
         "head_sha": run.head_sha,
         "path": run.path,
-        "display_title": run.name.clone().unwrap_or_else(|| run.path.clone()),
+        "display_title": run.display_title.clone().or_else(|| run.name.clone()).unwrap_or_else(|| run.path.clone()),
         "run_number": run.run_number,
         "run_attempt": run.run_attempt,
         "referenced_workflows": [],

@@ -129,6 +129,20 @@ pub struct RunRecord {
     pub actor: UserRecord,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The rendered `run-name`, for dispatched runs of a workflow that has one.
+    pub display_title: Option<String>,
+    /// What `workflow_dispatch` was given.
+    pub inputs: BTreeMap<String, String>,
+    /// Someone asked GitHub to cancel it.
+    pub cancel_requested: bool,
+}
+
+/// A workflow that can be dispatched: its `run-name` template and declared inputs.
+#[derive(Debug, Clone)]
+pub struct WorkflowDef {
+    pub name: String,
+    pub run_name: Option<String>,
+    pub inputs: Vec<String>,
 }
 
 /// One job of a run, with its log.
@@ -271,6 +285,13 @@ pub struct State {
     pub runs: BTreeMap<u64, RunRecord>,
     /// `(repo, path)` → workflow id.
     pub workflows: BTreeMap<(String, String), u64>,
+    /// `(repo, path)` → what `workflow_dispatch` accepts; only these can be dispatched.
+    pub dispatchable: BTreeMap<(String, String), WorkflowDef>,
+    /// Runs started through `workflow_dispatch`, in order.
+    pub dispatched: Vec<u64>,
+    /// Whether a dispatch may answer with the run it started (`return_run_details`); off, it
+    /// answers 204 as GitHub Enterprise Server versions without run details do.
+    pub dispatch_details: bool,
     pub jobs: BTreeMap<u64, JobRecord>,
     pub artifacts: BTreeMap<u64, ArtifactRecord>,
     /// Key in the blob URL → content.
@@ -302,6 +323,9 @@ impl State {
             repos: BTreeMap::new(),
             issues: BTreeMap::new(),
             comments: BTreeMap::new(),
+            dispatchable: BTreeMap::new(),
+            dispatched: Vec::new(),
+            dispatch_details: true,
             reactions: Vec::new(),
             pulls: BTreeMap::new(),
             runs: BTreeMap::new(),

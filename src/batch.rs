@@ -1,10 +1,17 @@
-//! `connector-factory batch`: many connector requests at once, on the local platform.
+//! `connector-factory batch`: many connector requests at once.
 //!
-//! Each request file becomes a `generate` job in a job store of the batch's own (SQLite by
-//! default), and a worker pool of `--concurrency` workers runs them through the same pipeline as
-//! `connector-factory run`: a workspace from the repository's default branch, the agent (LLM or
-//! builtin generator), validation, spec tests, a bot commit on a local branch `connector/<slug>`,
-//! and the pull request it would open written to `<out>/<request>/`. Nothing is pushed anywhere.
+//! Two sources of requests:
+//! - **request files** (`--requests`), on the local platform: the same pipeline as
+//!   `connector-factory run`, with a bot commit on a local branch `connector/<slug>` and the pull
+//!   request it would open written to `<out>/<request>/`;
+//! - **a GitHub repository** (`--github owner/name`): every open issue labelled
+//!   `connector-request` whose connector has no open pull request yet, built exactly as the app
+//!   builds it (status comment, branch, PR), as the app's installation on that repository.
+//!   `--dry-run` reads everything from GitHub and writes nothing there: the status comment and the
+//!   pull request go into `<out>/<issue>/` and the connector's files into `<out>/<issue>/files/`.
+//!
+//! Each request becomes a `generate` job in a job store of the batch's own (SQLite by default),
+//! and a worker pool of `--concurrency` workers runs them.
 //!
 //! Durable: the job store is the batch's memory. Running the same command again after an
 //! interruption (Ctrl-C, a crash, a reboot) skips the requests that finished, resumes those that
@@ -16,6 +23,10 @@
 use crate::config::{Settings, Source};
 use crate::pipeline::generate::{self, GenerateJob, Trigger};
 use crate::pipeline::{Control, PipelineConfig};
+use crate::github::app::GitHubApp;
+use crate::github::platform::GitHubPlatform;
+use crate::platform::Platform;
+use crate::platform::dry_run::DryRun;
 use crate::platform::local::{LocalPlatform, REQUEST_ISSUE};
 use crate::store::{Enqueued, Job, JobId, JobKind, JobState, NewJob, SqliteStore, Store};
 use crate::worker::{JobContext, JobHandler, JobOutcome, JobQueue, PoolConfig, WorkerPool};
@@ -34,8 +45,23 @@ use tokio_util::sync::CancellationToken;
 pub struct BatchArgs {
     /// Request files (Markdown as the issue form renders it), or folders whose `*.md` files are
     /// requests.
-    #[arg(long = "requests", value_name = "PATH", num_args = 1.., required = true)]
+    #[arg(long = "requests", value_name = "PATH", num_args = 1.., required_unless_present = "github", conflicts_with = "github")]
     pub requests: Vec<PathBuf>,
+    /// Build the open request issues of this repository (`owner/name`) as the GitHub App
+    /// (GITHUB_APP_ID, GITHUB_PRIVATE_KEY, GITHUB_API_URL).
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub github: Option<String>,
+    /// The label that marks request issues.
+    #[arg(long, default_value = crate::request::LABEL, requires = "github")]
+    pub label: String,
+    /// Build on behalf of this person (their write access is checked) instead of each issue's
+    /// author.
+    #[arg(long, value_name = "LOGIN", requires = "github")]
+    pub requested_by: Option<String>,
+    /// Build and test, but publish nothing: no push, no comment, no pull request. What would have
+    /// been posted, and the connector's files, are written to the output folder.
+    #[arg(long)]
+    pub dry_run: bool,
     /// The repository that plays GitHub (cloned at its default branch; branches are made there).
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub repo: PathBuf,
@@ -79,6 +105,8 @@ pub struct RequestSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchSummary {
     pub requests: Vec<RequestSummary>,
+    /// Request issues not built, each with why (a connector PR is open, the form is malformed).
+    pub skipped: Vec<String>,
     pub succeeded: usize,
     pub failed: usize,
     pub wall_seconds: f64,
@@ -153,23 +181,69 @@ fn out_dir_for(out: &Path, request: &Path) -> PathBuf {
 
 const REPOSITORY: &str = "local-batch";
 
+/// One request of the batch, before it is a job.
+struct Item {
+    /// What the summary calls it: the file, or `#12 Connector request: Stripe`.
+    label: String,
+    number: i64,
+    payload: Value,
+}
+
+/// Where the batch's requests come from and where they are built.
+enum Target {
+    Local { repo: PathBuf, base: Option<String> },
+    GitHub { platform: Arc<dyn Platform>, installation: i64 },
+}
+
 /// Runs (or resumes) the batch until every request has finished or `stop` is cancelled.
 pub async fn run_batch(args: &BatchArgs, config: PipelineConfig, stop: CancellationToken) -> Result<BatchSummary> {
+    let settings = Settings::load(&Source::from_process(None));
+    run_batch_with(args, &settings, config, stop).await
+}
+
+/// [`run_batch`] with the settings given (GitHub credentials and API URL for `--github`).
+pub async fn run_batch_with(
+    args: &BatchArgs,
+    settings: &Settings,
+    config: PipelineConfig,
+    stop: CancellationToken,
+) -> Result<BatchSummary> {
     let started = Instant::now();
-    let files = request_files(&args.requests)?;
-    let repo = args.repo.canonicalize().with_context(|| format!("cannot resolve {}", args.repo.display()))?;
-    let out = args.out.clone().unwrap_or_else(|| repo.join(".factory").join("batch"));
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let out = out.canonicalize()?;
+    let (target, items, skipped, out) = match &args.github {
+        None => {
+            let files = request_files(&args.requests)?;
+            let repo = args.repo.canonicalize().with_context(|| format!("cannot resolve {}", args.repo.display()))?;
+            let out = make_out(args.out.clone().unwrap_or_else(|| repo.join(".factory").join("batch")))?;
+            let items = files
+                .iter()
+                .map(|f| Item {
+                    label: f.display().to_string(),
+                    number: request_number(f),
+                    payload: json!({ "request_path": f, "out": out_dir_for(&out, f) }),
+                })
+                .collect();
+            (Target::Local { repo, base: args.base.clone() }, items, Vec::new(), out)
+        }
+        Some(repository) => {
+            let out = make_out(args.out.clone().unwrap_or_else(|| PathBuf::from(".factory").join("batch")))?;
+            let (platform, installation) = github_platform(settings, repository).await?;
+            let (items, skipped) = open_requests(platform.as_ref(), &args.label, args.requested_by.as_deref(), &out).await?;
+            (Target::GitHub { platform, installation }, items, skipped, out)
+        }
+    };
     let db = args.db.clone().unwrap_or_else(|| format!("sqlite://{}", out.join("batch.db").display()));
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&db).await?);
+    let (repository, installation) = match &target {
+        Target::Local { .. } => (REPOSITORY.to_string(), None),
+        Target::GitHub { platform, installation } => (platform.repository(), Some(*installation)),
+    };
 
-    // One job per request file; a finished one is kept unless --retry-failed and it failed.
-    let mut ids: Vec<(PathBuf, JobId, bool)> = Vec::new();
-    for f in &files {
-        let number = request_number(f);
-        let payload = json!({ "request_path": f, "out": out_dir_for(&out, f) });
-        let mut job = NewJob::new(JobKind::Generate, REPOSITORY, Some(number), payload).only_if_first();
+    // One job per request; a finished one is kept unless --retry-failed and it failed.
+    let mut ids: Vec<(String, JobId, bool)> = Vec::new();
+    for item in &items {
+        let mut job = NewJob::new(JobKind::Generate, &repository, Some(item.number), item.payload.clone())
+            .installation(installation)
+            .only_if_first();
         let enqueued = store.enqueue(&job).await?;
         let (id, resumed) = match enqueued {
             Enqueued::Created { id, .. } => (id, false),
@@ -183,10 +257,16 @@ pub async fn run_batch(args: &BatchArgs, config: PipelineConfig, stop: Cancellat
                 }
             }
         };
-        ids.push((f.clone(), id, resumed));
+        ids.push((item.label.clone(), id, resumed));
+    }
+    if !skipped.is_empty() {
+        eprintln!("batch: {} request issue(s) left out:", skipped.len());
+        for line in &skipped {
+            eprintln!("  {line}");
+        }
     }
 
-    let handler = Arc::new(BatchHandler { repo: repo.clone(), base: args.base.clone(), config });
+    let handler = Arc::new(BatchHandler { target, config, dry_run: args.dry_run });
     let queue = JobQueue::new(store.clone());
     let pool = WorkerPool::start(
         queue,
@@ -235,8 +315,9 @@ pub async fn run_batch(args: &BatchArgs, config: PipelineConfig, stop: Cancellat
 
     let jobs = jobs_of(store.as_ref(), &ids).await?;
     let requests: Vec<RequestSummary> =
-        ids.iter().zip(&jobs).map(|((file, _, resumed), job)| summarize(file, job, *resumed)).collect();
+        ids.iter().zip(&jobs).map(|((label, _, resumed), job)| summarize(label, job, *resumed)).collect();
     let summary = BatchSummary {
+        skipped,
         succeeded: requests.iter().filter(|r| r.ok).count(),
         failed: requests.iter().filter(|r| !r.ok && r.outcome != "queued" && r.outcome != "running").count(),
         requests,
@@ -247,7 +328,7 @@ pub async fn run_batch(args: &BatchArgs, config: PipelineConfig, stop: Cancellat
     Ok(summary)
 }
 
-async fn jobs_of(store: &dyn Store, ids: &[(PathBuf, JobId, bool)]) -> Result<Vec<Job>> {
+async fn jobs_of(store: &dyn Store, ids: &[(String, JobId, bool)]) -> Result<Vec<Job>> {
     let mut out = Vec::with_capacity(ids.len());
     for (_, id, _) in ids {
         out.push(store.get_job(*id).await?.context("a batch job disappeared from the store")?);
@@ -268,7 +349,7 @@ pub fn progress_line(total: usize, done: usize, failed: usize, running: usize, d
     s
 }
 
-fn summarize(file: &Path, job: &Job, resumed: bool) -> RequestSummary {
+fn summarize(label: &str, job: &Job, resumed: bool) -> RequestSummary {
     let result = job.result.clone().unwrap_or(Value::Null);
     let verdict = result["verdict"].as_str().map(str::to_string).unwrap_or_else(|| job.state.to_string());
     let duration = match (job.started_at, job.finished_at) {
@@ -281,7 +362,7 @@ fn summarize(file: &Path, job: &Job, resumed: bool) -> RequestSummary {
         _ => None,
     };
     RequestSummary {
-        request: file.display().to_string(),
+        request: label.to_string(),
         job: job.id.0,
         ok: verdict == "pr_opened" && result["checks_passed"].as_bool() != Some(false),
         outcome: verdict,
@@ -321,6 +402,12 @@ pub fn summary_table(s: &BatchSummary) -> String {
             r.reason.as_deref().map(|t| cell(&crate::agent::transcript::trim_middle(t, 160))).unwrap_or_default(),
         );
     }
+    if !s.skipped.is_empty() {
+        let _ = writeln!(out, "\nLeft out:\n");
+        for line in &s.skipped {
+            let _ = writeln!(out, "- {}", cell(line));
+        }
+    }
     let _ = writeln!(
         out,
         "\n{} of {} requests ended with a pull request; {} failed; {:.1}s.",
@@ -332,27 +419,113 @@ pub fn summary_table(s: &BatchSummary) -> String {
     out
 }
 
-/// Runs one batch job: the request file through the pipeline on the local platform.
+/// Runs one batch job through the pipeline: a request file on the local platform, or a
+/// request issue on GitHub (recorded instead of published in a dry run).
 struct BatchHandler {
-    repo: PathBuf,
-    base: Option<String>,
+    target: Target,
     config: PipelineConfig,
+    dry_run: bool,
 }
 
 #[async_trait]
 impl JobHandler for BatchHandler {
     async fn handle(&self, job: Job, ctx: JobContext) -> Result<JobOutcome> {
-        let path = PathBuf::from(job.payload["request_path"].as_str().context("the job names no request file")?);
         let out = PathBuf::from(job.payload["out"].as_str().context("the job names no output folder")?);
-        let body = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let request_dir = path.parent().map(Path::to_path_buf).context("the request file has no folder")?;
-        let platform = LocalPlatform::open(&self.repo, &out, body.clone(), self.base.clone())?;
-        let input = GenerateJob {
-            number: REQUEST_ISSUE,
-            trigger: Trigger::Request { body, requester: std::env::var("USER").unwrap_or_else(|_| "batch".into()) },
-            local_base: Some(request_dir),
+        let ctl = Control::for_job(ctx);
+        let outcome = match &self.target {
+            Target::Local { repo, base } => {
+                let path = PathBuf::from(job.payload["request_path"].as_str().context("the job names no request file")?);
+                let body = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                let request_dir = path.parent().map(Path::to_path_buf).context("the request file has no folder")?;
+                let mut platform = LocalPlatform::open(repo, &out, body.clone(), base.clone())?;
+                if self.dry_run {
+                    platform = platform.without_push();
+                }
+                let input = GenerateJob {
+                    number: REQUEST_ISSUE,
+                    trigger: Trigger::Request { body, requester: std::env::var("USER").unwrap_or_else(|_| "batch".into()) },
+                    local_base: Some(request_dir),
+                };
+                generate::run(&platform, &input, &self.config, &ctl).await
+            }
+            Target::GitHub { platform, .. } => {
+                let input = GenerateJob::from_job(&job)?;
+                if self.dry_run {
+                    let recorded = DryRun::new(platform.clone(), &out)?;
+                    generate::run(&recorded, &input, &self.config, &ctl).await
+                } else {
+                    generate::run(platform.as_ref(), &input, &self.config, &ctl).await
+                }
+            }
         };
-        let outcome = generate::run(&platform, &input, &self.config, &Control::for_job(ctx)).await;
         Ok(outcome.into_job_outcome())
     }
+}
+
+fn make_out(out: PathBuf) -> Result<PathBuf> {
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    Ok(out.canonicalize()?)
+}
+
+/// The app's installation on `repository`, as a platform.
+async fn github_platform(settings: &Settings, repository: &str) -> Result<(Arc<dyn Platform>, i64)> {
+    let mut missing = Vec::new();
+    if settings.app_id.is_none() {
+        missing.push(format!("{} ({})", crate::config::APP_ID.env, crate::config::APP_ID.about));
+    }
+    if settings.private_key.is_none() {
+        missing.push(format!("{} ({})", crate::config::PRIVATE_KEY.env, crate::config::PRIVATE_KEY.about));
+    }
+    for p in settings.problems() {
+        missing.push(format!("{}: {}", p.env, p.message));
+    }
+    let (Some(app_id), Some(key), true) = (settings.app_id, settings.private_key.as_ref(), missing.is_empty()) else {
+        bail!("batch --github needs the GitHub App's settings:\n  {}", missing.join("\n  "));
+    };
+    let Some((owner, name)) = repository.split_once('/') else {
+        bail!("--github wants owner/name, got '{repository}'");
+    };
+    let app = Arc::new(GitHubApp::new(app_id, key, &settings.api_url)?);
+    let installation = app.repository_installation(owner, name).await?;
+    let platform = GitHubPlatform::new(app.installation(installation), repository)?;
+    Ok((Arc::new(platform), i64::try_from(installation).context("installation id out of range")?))
+}
+
+/// The open request issues to build, and the ones left out with why: those whose connector has
+/// an open pull request, and malformed forms (the app has told their authors already; a batch
+/// does not comment on them again).
+async fn open_requests(
+    platform: &dyn Platform,
+    label: &str,
+    requested_by: Option<&str>,
+    out: &Path,
+) -> Result<(Vec<Item>, Vec<String>)> {
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    for issue in platform.open_issues(label).await? {
+        let name = format!("#{} {}", issue.number, issue.title);
+        let request = match crate::request::parse(&issue.body) {
+            Ok(r) => r,
+            Err(invalid) => {
+                skipped.push(format!("{name}: the request is malformed ({})", invalid.to_string().lines().next().unwrap_or_default()));
+                continue;
+            }
+        };
+        let branch = format!("{}{}", crate::github::route::CONNECTOR_BRANCH_PREFIX, crate::registry::slug(&request.name));
+        if let Some(pr) = platform.find_pull_by_head(&branch).await?.filter(|p| p.state == "open") {
+            skipped.push(format!("{name}: pull request #{} is open for {branch}", pr.number));
+            continue;
+        }
+        let requester = requested_by.map(str::to_string).unwrap_or_else(|| issue.author.clone());
+        items.push(Item {
+            label: name,
+            number: i64::try_from(issue.number).context("issue number out of range")?,
+            payload: json!({
+                "issue": {"number": issue.number, "title": issue.title, "body": issue.body, "author": issue.author},
+                "requested_by": requester,
+                "out": out.join(format!("issue-{}", issue.number)),
+            }),
+        });
+    }
+    Ok((items, skipped))
 }

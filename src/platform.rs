@@ -6,7 +6,9 @@
 //! is another, which treats a repository on disk as the platform and writes what it would post
 //! into a folder, so `connector-factory run` goes through the very same pipeline offline.
 
+pub mod dry_run;
 pub mod local;
+pub mod recorder;
 
 use crate::config::Secret;
 use serde::{Deserialize, Serialize};
@@ -219,6 +221,19 @@ pub trait Platform: Send + Sync {
     /// Removes a label from an issue or pull request; not having it is not an error.
     async fn remove_label(&self, issue: u64, label: &str) -> anyhow::Result<()> {
         anyhow::bail!("{} cannot remove label '{label}' from #{issue}", self.repository())
+    }
+
+    /// `false` for a platform that only records (a dry run): the pipeline commits the connector
+    /// in its workspace but pushes nothing.
+    fn pushes(&self) -> bool {
+        true
+    }
+
+    /// Where a platform that does not push keeps what it would have pushed: `abs` is the built
+    /// folder, `rel` its path in the repository. Returns where the copy went.
+    fn keep_unpushed(&self, rel: &std::path::Path, abs: &std::path::Path) -> anyhow::Result<Option<std::path::PathBuf>> {
+        let _ = (rel, abs);
+        Ok(None)
     }
 
     /// A link people can follow to a folder on a branch, for comments. GitHub's web layout by

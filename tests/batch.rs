@@ -57,6 +57,10 @@ fn args(s: &Scene) -> BatchArgs {
         db: None,
         retry_failed: false,
         base: None,
+        github: None,
+        label: "connector-request".into(),
+        requested_by: None,
+        dry_run: false,
     }
 }
 
@@ -152,4 +156,152 @@ fn request_paths_are_checked() {
     let empty = tempfile::tempdir().unwrap();
     let err = batch::request_files(&[empty.path().to_path_buf()]).unwrap_err().to_string();
     assert!(err.contains("no request files found"), "{err}");
+}
+
+// ---- batch over a GitHub repository's open request issues ----
+
+mod github {
+    use super::*;
+    use connector_factory::agent::tools::FetchPolicy;
+    use connector_factory::config::{Settings, Source};
+    use std::collections::BTreeMap;
+    use support::fake_github::{APP_ID, FakeGitHub};
+    use support::files::FileServer;
+
+    const REPO: &str = "acme/connectors";
+    const INSTALLATION: u64 = 31;
+
+    struct Hub {
+        tmp: tempfile::TempDir,
+        fake: FakeGitHub,
+        bare: BareRepo,
+        _files: FileServer,
+        settings: Settings,
+        built: u64,
+        with_pr: u64,
+        malformed: u64,
+    }
+
+    async fn hub() -> Hub {
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeGitHub::start().await;
+        fake.add_repo(REPO);
+        fake.add_installation(INSTALLATION, &[REPO]);
+        fake.set_role(REPO, "maya", "write");
+        fake.add_label(REPO, "connector-request", "0e8a16");
+        let bare = BareRepo::factory(tmp.path(), &[]);
+        fake.set_clone_url(REPO, &bare.url());
+        let files = FileServer::start(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"));
+        let openapi = format!("{}/tidepool-bookings.openapi.yaml", files.base);
+        let body = |name: &str| {
+            request(name).replace(
+                "### OpenAPI description URL\n\ntidepool-bookings.openapi.yaml",
+                &format!("### OpenAPI description URL\n\n{openapi}"),
+            )
+        };
+        let labelled = |title: &str, text: &str| {
+            let n = fake.add_issue(REPO, title, text, "maya");
+            fake.set_issue_labels(REPO, n, &["connector-request"]);
+            n
+        };
+        let built = labelled("Connector request: Tidepool Bookings", &body("Tidepool Bookings"));
+        let with_pr = labelled("Connector request: Tidepool Mirror", &body("Tidepool Mirror"));
+        fake.add_pull(REPO, "connector/tidepool-mirror", "main", "Add Tidepool Mirror connector", "open");
+        let malformed = labelled("Connector request: ???", "### Connector name\n\n\n\n### API docs URL\n\nnot a url\n");
+        // Neither labelled nor open: never looked at.
+        fake.add_issue(REPO, "Unrelated", &body("Tidepool Other"), "maya");
+        let closed = labelled("Connector request: Closed", &body("Tidepool Closed"));
+        fake.close_issue(REPO, closed);
+
+        let env: BTreeMap<String, String> = [
+            ("GITHUB_APP_ID", APP_ID.to_string()),
+            ("GITHUB_PRIVATE_KEY", fake.private_key().expose().to_string()),
+            ("GITHUB_API_URL", fake.url()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let settings = Settings::load(&Source::new(env, None));
+        Hub { tmp, fake, bare, _files: files, settings, built, with_pr, malformed }
+    }
+
+    fn github_args(h: &Hub, out: &str, dry_run: bool) -> BatchArgs {
+        BatchArgs {
+            requests: Vec::new(),
+            repo: PathBuf::from("."),
+            out: Some(h.tmp.path().join(out)),
+            concurrency: 2,
+            db: None,
+            retry_failed: false,
+            base: None,
+            github: Some(REPO.into()),
+            label: "connector-request".into(),
+            requested_by: None,
+            dry_run,
+        }
+    }
+
+    fn github_config(h: &Hub) -> PipelineConfig {
+        PipelineConfig {
+            identity: Identity::github_app(support::fake_github::APP_SLUG, Some(40_000_000 + APP_ID)),
+            workspace_parent: Some(h.tmp.path().join("ws")),
+            fetch: FetchPolicy { allow_loopback: true, ..FetchPolicy::default() },
+            ..config()
+        }
+    }
+
+    /// A dry run reads the open request issues and builds the one without a PR, and GitHub
+    /// stays exactly as it was: no comment, reaction, label, branch or pull request.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dry_run_builds_open_requests_and_writes_nothing_to_github() {
+        let h = hub().await;
+        let before = h.fake.requests().iter().filter(|r| r.method != "GET").count();
+        let summary = batch::run_batch_with(&github_args(&h, "dry", true), &h.settings, github_config(&h), CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(summary.requests.len(), 1, "{summary:#?}");
+        let r = &summary.requests[0];
+        assert!(r.request.starts_with(&format!("#{} ", h.built)) && r.ok, "{r:#?}");
+        let skipped = summary.skipped.join("\n");
+        assert!(skipped.contains(&format!("#{} ", h.with_pr)) && skipped.contains("pull request"), "{skipped}");
+        assert!(skipped.contains(&format!("#{} ", h.malformed)) && skipped.contains("malformed"), "{skipped}");
+        assert_eq!(summary.skipped.len(), 2, "closed and unlabelled issues are not looked at: {skipped}");
+
+        let writes: Vec<String> = h.fake.requests().iter().filter(|r| r.method != "GET").map(|r| format!("{} {}", r.method, r.path)).collect();
+        // Minting the installation token is the only POST a dry run makes.
+        assert!(writes.iter().skip(before).all(|w| w.contains("/access_tokens")), "{writes:#?}");
+        assert!(h.fake.comments(REPO, h.built).is_empty() && h.fake.reactions(REPO).is_empty());
+        assert_eq!(h.fake.pulls(REPO).len(), 1, "only the PR that was there");
+        assert!(h.bare.tip("connector/tidepool-bookings").is_none(), "nothing pushed");
+
+        let out = h.tmp.path().join("dry").join(format!("issue-{}", h.built));
+        let pr = std::fs::read_to_string(out.join("pull-request-1.md")).unwrap();
+        assert!(pr.contains(&format!("Closes #{}", h.built)), "{pr}");
+        let manifest = out.join("files/registry/tidepool-bookings/v1/connector-factory/python/default/connector.json");
+        assert!(manifest.is_file(), "the built connector is kept for review");
+    }
+
+    /// Without --dry-run the same batch opens the PR as the app would, and a second run finds
+    /// the request has a PR now and leaves it alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_github_batch_opens_pull_requests_like_the_app() {
+        let h = hub().await;
+        let summary = batch::run_batch_with(&github_args(&h, "real", false), &h.settings, github_config(&h), CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!((summary.succeeded, summary.failed), (1, 0), "{summary:#?}");
+        let pulls = h.fake.pulls(REPO);
+        let opened = pulls.iter().find(|p| p.head == "connector/tidepool-bookings").expect("a PR for the built request");
+        assert!(h.bare.tip("connector/tidepool-bookings").is_some());
+        let bot = h.fake.bot_login();
+        let status: Vec<_> = h.fake.comments(REPO, h.built).into_iter().filter(|c| c.user.login == bot).collect();
+        assert_eq!(status.len(), 1, "one status comment");
+        assert!(status[0].body.contains(&format!("#{}", opened.number)), "{}", status[0].body);
+
+        let again = batch::run_batch_with(&github_args(&h, "again", false), &h.settings, github_config(&h), CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(again.requests.is_empty(), "{again:#?}");
+        assert_eq!(again.skipped.len(), 3, "{:#?}", again.skipped);
+    }
 }

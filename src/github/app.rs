@@ -203,6 +203,21 @@ impl GitHubApp {
             .cloned()
     }
 
+    /// The installation of the app that covers `owner/repo` (`GET /repos/{owner}/{repo}/installation`).
+    pub async fn repository_installation(&self, owner: &str, repo: &str) -> Result<u64> {
+        #[derive(serde::Deserialize)]
+        struct Found {
+            id: u64,
+        }
+        let jwt = self.jwt()?;
+        let path = format!("/repos/{}/{}/installation", super::client::segment(owner), super::client::segment(repo));
+        let resp = self.api.send(Method::GET, &path, None, Auth::App(&jwt)).await?;
+        if resp.status == http::StatusCode::NOT_FOUND {
+            anyhow::bail!("the app is not installed on {owner}/{repo} (install it there first)");
+        }
+        Ok(resp.success()?.json::<Found>()?.id)
+    }
+
     /// The login on the app's own comments and commits: `<slug>[bot]`.
     pub async fn bot_login(&self) -> Result<String> {
         self.identity().await?.bot_login().ok_or_else(|| anyhow!("GitHub's GET /app answer has no slug"))

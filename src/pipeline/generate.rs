@@ -591,6 +591,11 @@ async fn build(
         Err(e) => return Err(failed(Phase::Pushing)(e.into())),
     };
     match &committed {
+        Some(c) if !platform.pushes() => {
+            out.commit = Some(c.id.clone());
+            let kept = platform.keep_unpushed(&impl_rel, &impl_dir).map_err(failed(Phase::Pushing))?;
+            tracing::info!(%branch, kept = ?kept, "a dry run: the connector is committed in the workspace, not pushed");
+        }
         Some(c) => {
             out.commit = Some(c.id.clone());
             let c = c.clone();

@@ -3,46 +3,24 @@
 //!
 //! git clones from and pushes to the repository itself, so the connector branch appears there
 //! with the bot's commit. Everything else a platform would show to people (comments,
-//! reactions, the pull request) is written as files into an output folder, together with a
-//! `platform.json` that lets a second run find its status comment and pull request again,
-//! exactly as the app finds them on GitHub. The only issue is #1: the request file.
+//! reactions, the pull request) is recorded as files in an output folder ([`Recorder`]). The
+//! only issue is #1: the request file.
 
+use super::recorder::Recorder;
 use super::{GitCredentials, Platform, PrSpec, PullRequest};
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// The issue number a local run's request gets.
 pub const REQUEST_ISSUE: u64 = 1;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct State {
-    next_comment: u64,
-    comments: BTreeMap<u64, Comment>,
-    pulls: Vec<Pull>,
-    reactions: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Comment {
-    issue: u64,
-    body: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pull {
-    pull: PullRequest,
-    spec: PrSpec,
-}
-
 pub struct LocalPlatform {
     repo: PathBuf,
-    out: PathBuf,
     request_body: String,
     base: Option<String>,
-    state: Mutex<State>,
+    record: Recorder,
+    /// `false`: the connector branch is committed in a workspace but never pushed (a dry run).
+    push: bool,
 }
 
 impl LocalPlatform {
@@ -56,17 +34,18 @@ impl LocalPlatform {
             None => found.path().to_path_buf(),
         };
         let repo = root.canonicalize().with_context(|| format!("cannot resolve {}", root.display()))?;
-        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-        let out = out.canonicalize()?;
-        let state = match std::fs::read_to_string(out.join("platform.json")) {
-            Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is unreadable", out.display()))?,
-            Err(_) => State::default(),
-        };
-        Ok(LocalPlatform { repo, out, request_body, base, state: Mutex::new(state) })
+        let record = Recorder::open(out)?;
+        Ok(LocalPlatform { repo, request_body, base, record, push: true })
+    }
+
+    /// Leaves the repository untouched: the branch is built and committed, never pushed.
+    pub fn without_push(mut self) -> Self {
+        self.push = false;
+        self
     }
 
     pub fn out_dir(&self) -> &Path {
-        &self.out
+        self.record.out_dir()
     }
 
     pub fn repo_dir(&self) -> &Path {
@@ -75,33 +54,12 @@ impl LocalPlatform {
 
     /// The file a comment is written to.
     pub fn comment_path(&self, id: u64) -> PathBuf {
-        self.out.join(format!("comment-{id}.md"))
+        self.record.comment_path(id)
     }
 
     /// The file a pull request's title and body are written to.
     pub fn pull_path(&self, number: u64) -> PathBuf {
-        self.out.join(format!("pull-request-{number}.md"))
-    }
-
-    fn update<T>(&self, change: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let value = change(&mut state)?;
-        let text = serde_json::to_string_pretty(&*state)?;
-        std::fs::write(self.out.join("platform.json"), text).context("saving platform.json")?;
-        Ok(value)
-    }
-
-    fn write_pull(&self, pull: &Pull) -> Result<()> {
-        let text = format!(
-            "# {}\n\n<!-- {} → {}, labels: {}{} -->\n\n{}",
-            pull.spec.title,
-            pull.spec.branch,
-            pull.spec.base,
-            pull.spec.labels.join(", "),
-            if pull.pull.draft { ", draft" } else { "" },
-            pull.spec.body
-        );
-        std::fs::write(self.pull_path(pull.pull.number), text).context("writing the pull request file")
+        self.record.pull_path(number)
     }
 }
 
@@ -147,110 +105,60 @@ impl Platform for LocalPlatform {
     }
 
     async fn react_issue(&self, issue: u64, content: &str) -> Result<()> {
-        self.update(|s| {
-            s.reactions.push(format!("issue #{issue}: {content}"));
-            Ok(())
-        })
+        self.record.react(format!("issue #{issue}: {content}"))
     }
 
     async fn react_comment(&self, comment_id: u64, content: &str) -> Result<()> {
-        self.update(|s| {
-            s.reactions.push(format!("comment {comment_id}: {content}"));
-            Ok(())
-        })
+        self.record.react(format!("comment {comment_id}: {content}"))
     }
 
     async fn create_comment(&self, issue: u64, body: &str) -> Result<u64> {
-        let id = self.update(|s| {
-            s.next_comment += 1;
-            let id = s.next_comment;
-            s.comments.insert(id, Comment { issue, body: body.to_string() });
-            Ok(id)
-        })?;
-        std::fs::write(self.comment_path(id), body)?;
-        Ok(id)
+        self.record.create_comment(issue, body)
     }
 
     async fn update_comment(&self, comment_id: u64, body: &str) -> Result<()> {
-        self.update(|s| match s.comments.get_mut(&comment_id) {
-            Some(c) => {
-                c.body = body.to_string();
-                Ok(())
-            }
-            None => bail!("no comment {comment_id}"),
-        })?;
-        std::fs::write(self.comment_path(comment_id), body)?;
-        Ok(())
+        self.record.update_comment(comment_id, body)
     }
 
     async fn find_bot_comment(&self, issue: u64, marker: &str) -> Result<Option<(u64, String)>> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(state
-            .comments
-            .iter()
-            .find(|(_, c)| c.issue == issue && c.body.contains(marker))
-            .map(|(id, c)| (*id, c.body.clone())))
+        Ok(self.record.find_comment(issue, marker))
     }
 
     async fn find_pull_by_head(&self, branch: &str) -> Result<Option<PullRequest>> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(state.pulls.iter().rev().find(|p| p.pull.head == branch).map(|p| p.pull.clone()))
+        Ok(self.record.find_pull(branch))
     }
 
     async fn create_pull(&self, spec: &PrSpec) -> Result<PullRequest> {
-        let pull = self.update(|s| {
-            let number = s.pulls.iter().map(|p| p.pull.number).max().unwrap_or(REQUEST_ISSUE) + 1;
-            let url = url::Url::from_file_path(self.pull_path(number))
-                .map(|u| u.to_string())
-                .unwrap_or_else(|_| self.pull_path(number).display().to_string());
-            let pull = Pull {
-                pull: PullRequest { number, url, head: spec.branch.clone(), state: "open".into(), draft: spec.draft },
-                spec: spec.clone(),
-            };
-            s.pulls.push(pull.clone());
-            Ok(pull)
-        })?;
-        self.write_pull(&pull)?;
-        Ok(pull.pull)
+        self.record.create_pull(spec, REQUEST_ISSUE)
     }
 
     async fn update_pull(&self, number: u64, title: &str, body: &str) -> Result<()> {
-        let pull = self.update(|s| match s.pulls.iter_mut().find(|p| p.pull.number == number) {
-            Some(p) => {
-                p.spec.title = title.to_string();
-                p.spec.body = body.to_string();
-                Ok(p.clone())
-            }
-            None => bail!("no pull request #{number}"),
-        })?;
-        self.write_pull(&pull)
+        self.record.update_pull(number, title, body)
     }
 
     async fn add_labels(&self, issue: u64, labels: &[String]) -> Result<()> {
-        let pull = self.update(|s| {
-            let Some(p) = s.pulls.iter_mut().find(|p| p.pull.number == issue) else { return Ok(None) };
-            for l in labels {
-                if !p.spec.labels.contains(l) {
-                    p.spec.labels.push(l.clone());
-                }
-            }
-            Ok(Some(p.clone()))
-        })?;
-        match pull {
-            Some(p) => self.write_pull(&p),
-            None => Ok(()),
-        }
+        self.record.add_labels(issue, labels)
     }
 
     async fn issue_body(&self, number: u64) -> Result<String> {
         if number == REQUEST_ISSUE {
             return Ok(self.request_body.clone());
         }
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match state.pulls.iter().find(|p| p.pull.number == number) {
-            Some(p) => Ok(p.spec.body.clone()),
+        match self.record.pull_body(number) {
+            Some(body) => Ok(body),
             None => bail!("a local run knows only issue #{REQUEST_ISSUE} (the request file)"),
         }
+    }
+
+    fn keep_unpushed(&self, rel: &Path, abs: &Path) -> Result<Option<std::path::PathBuf>> {
+        if self.pushes() {
+            return Ok(None);
+        }
+        self.record.keep_copy(rel, abs).map(Some)
+    }
+
+    fn pushes(&self) -> bool {
+        self.push
     }
 
     fn browse_url(&self, branch: &str, path: &str) -> String {

@@ -207,6 +207,20 @@ impl FakeGitHub {
         issue.updated_at = chrono::Utc::now();
     }
 
+    /// Sets an issue's labels (each must exist in the repository, see [`add_label`](Self::add_label)).
+    pub fn set_issue_labels(&self, repo: &str, number: u64, labels: &[&str]) {
+        let mut s = self.state();
+        let issue = s.issues.get_mut(&(repo.to_string(), number)).expect("a known issue");
+        issue.labels = labels.iter().map(|l| l.to_string()).collect();
+    }
+
+    pub fn close_issue(&self, repo: &str, number: u64) {
+        let mut s = self.state();
+        let issue = s.issues.get_mut(&(repo.to_string(), number)).expect("a known issue");
+        issue.state = "closed".into();
+        issue.updated_at = chrono::Utc::now();
+    }
+
     /// A comment by anyone (`name[bot]` logins are bots); returns its id.
     pub fn add_comment(&self, repo: &str, issue: u64, author: &str, body: &str) -> u64 {
         let mut s = self.state();
@@ -672,6 +686,7 @@ fn routes() -> Router<Arc<Shared>> {
         .route("/app/installations/{installation_id}/access_tokens", post(create_token))
         .route("/app-manifests/{code}/conversions", post(convert_manifest))
         .route("/repos/{owner}/{repo}", get(get_repo))
+        .route("/repos/{owner}/{repo}/installation", get(get_repo_installation))
         .route("/repos/{owner}/{repo}/issues/{issue_number}", get(get_issue))
         .route("/repos/{owner}/{repo}/issues/{issue_number}/comments", get(list_comments).post(create_comment))
         .route("/repos/{owner}/{repo}/issues", get(list_issues))
@@ -714,6 +729,11 @@ fn validation_failed(resource: &str, field: &str, code: &str) -> Response {
 }
 
 /// Who the credentials say the caller is.
+/// Endpoints that want the app's JWT rather than an installation token.
+fn is_app_endpoint(path: &str) -> bool {
+    path == "/app" || path.starts_with("/app/") || (path.starts_with("/repos/") && path.ends_with("/installation"))
+}
+
 fn authenticate(shared: &Shared, path: &str, headers: &HeaderMap) -> Caller {
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return Caller::Anonymous;
@@ -721,7 +741,7 @@ fn authenticate(shared: &Shared, path: &str, headers: &HeaderMap) -> Caller {
     let Some((scheme, credential)) = value.split_once(' ') else {
         return Caller::Refused("malformed Authorization header");
     };
-    let is_app_endpoint = path == "/app" || path.starts_with("/app/");
+    let is_app_endpoint = is_app_endpoint(path);
     if is_app_endpoint {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Caller::Refused("app endpoints need a JWT");
@@ -806,7 +826,7 @@ async fn intercept(AxState(shared): AxState<Arc<Shared>>, request: Request, next
     let allowed = if path.starts_with("/app-manifests/") {
         // The code itself is the credential.
         true
-    } else if path == "/app" || path.starts_with("/app/") {
+    } else if is_app_endpoint(&path) {
         caller == Caller::App
     } else {
         matches!(caller, Caller::Installation(_))
@@ -928,6 +948,20 @@ async fn create_token(AxState(sh): Shd, Path(installation_id): Path<u64>) -> Res
     let expires_at = chrono::Utc::now() + s.token_lifetime;
     s.tokens.insert(token.clone(), TokenRecord { installation_id, expires_at, revoked: false });
     created(obj::installation_token(&token, &expires_at))
+}
+
+async fn get_repo_installation(
+    AxState(sh): Shd,
+    Extension(_caller): Extension<Caller>,
+    Path((owner, repo)): Path<(String, String)>,
+) -> Response {
+    let s = sh.lock();
+    let full = format!("{owner}/{repo}");
+    let Some(r) = s.repos.get(&full) else { return error(StatusCode::NOT_FOUND, "Not Found") };
+    match s.installations.iter().find(|(_, repos)| repos.contains(&full)) {
+        Some((id, _)) => ok(obj::installation(&sh.base, *id, &s.app, &r.owner)),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
 }
 
 async fn convert_manifest(AxState(sh): Shd, Path(code): Path<String>) -> Response {

@@ -5,7 +5,7 @@
 //! holds them to that.
 
 use super::state::{
-    ArtifactRecord, CommentRecord, IssueRecord, JobRecord, LabelRecord, PullRecord, ReactionRecord, RepoRecord,
+    AppRecord, ArtifactRecord, CommentRecord, IssueRecord, JobRecord, LabelRecord, PullRecord, ReactionRecord, RepoRecord,
     RunRecord, UserRecord,
 };
 use serde_json::{Value, json};
@@ -513,5 +513,29 @@ pub fn job(base: &str, r: &RepoRecord, j: &JobRecord, run: &RunRecord) -> Value 
         "runner_group_name": "GitHub Actions",
         "workflow_name": run.name,
         "head_branch": run.head_branch
+    })
+}
+
+/// `GET /repos/{owner}/{repo}/installation`: the installation covering a repository.
+pub fn installation(base: &str, id: u64, app: &AppRecord, account: &UserRecord) -> Value {
+    let now = time(&app.created_at);
+    json!({
+        "id": id,
+        "app_id": app.id,
+        "app_slug": app.slug,
+        "target_id": account.id,
+        "target_type": account.kind,
+        "single_file_name": null,
+        "repository_selection": "selected",
+        "access_tokens_url": format!("{base}/app/installations/{id}/access_tokens"),
+        "html_url": format!("{base}/organizations/{}/settings/installations/{id}", seg(&account.login)),
+        "repositories_url": format!("{base}/installation/repositories"),
+        "events": ["issues", "issue_comment", "pull_request", "workflow_run"],
+        "account": simple_user(base, account),
+        "permissions": {"issues": "write", "pull_requests": "write", "contents": "write", "actions": "write"},
+        "created_at": now,
+        "updated_at": now,
+        "suspended_by": null,
+        "suspended_at": null
     })
 }

@@ -87,14 +87,15 @@ impl From<&SetupArgs> for SetupOptions {
 }
 
 /// Permissions the bot needs. No `workflows`: the bot never writes `.github/workflows`, and
-/// without the permission GitHub refuses any push that would.
+/// without the permission GitHub refuses any push that would. Actions `write` lets the Actions
+/// executor start and cancel `generate.yml` runs; reading runs and artifacts needs only `read`.
 pub fn permissions() -> Value {
     json!({
         "issues": "write",
         "pull_requests": "write",
         "contents": "write",
         "metadata": "read",
-        "actions": "read",
+        "actions": "write",
         "checks": "read"
     })
 }

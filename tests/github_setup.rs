@@ -78,6 +78,7 @@ async fn the_whole_flow_writes_credentials_serve_accepts() {
     assert_eq!(manifest["public"], false);
     assert_eq!(manifest["default_permissions"]["contents"], "write");
     assert_eq!(manifest["default_permissions"]["checks"], "read");
+    assert_eq!(manifest["default_permissions"]["actions"], "write", "the Actions executor dispatches and cancels runs");
     assert!(manifest["default_events"].as_array().unwrap().contains(&"workflow_run".into()));
     let state = state_from(&html);
 

@@ -284,6 +284,46 @@ pub fn connector_env(for_build: bool) -> Vec<(std::ffi::OsString, std::ffi::OsSt
         .collect()
 }
 
+/// How long a declared build step (dependency install + compile) may take.
+const BUILD_LIMIT: Duration = Duration::from_secs(600);
+
+/// Run the manifest's `run.build` command in the implementation folder. A failing build makes
+/// the implementation unusable: nothing could be tested, so it is input, not a check failure.
+pub fn build_implementation(imp: &LoadedImpl) -> Result<(), InputError> {
+    let build = &imp.manifest.run.build;
+    let Some((program, args)) = build.split_first() else { return Ok(()) };
+    let shown = build.join(" ");
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(connector_env(true))
+        .current_dir(&imp.dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| InputError::new(&imp.dir, format!("cannot start the build command `{shown}`: {e}")))?;
+    let started = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if started.elapsed() > BUILD_LIMIT => {
+                let _ = child.kill();
+                return Err(InputError::new(&imp.dir, format!("the build command `{shown}` took longer than {}s", BUILD_LIMIT.as_secs())));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(InputError::new(&imp.dir, format!("waiting for `{shown}`: {e}"))),
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| InputError::new(&imp.dir, format!("reading `{shown}` output: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let tail: Vec<&str> = text.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+    Err(InputError::new(&imp.dir, format!("the build command `{shown}` failed ({}):\n{}", out.status, tail.join("\n"))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,44 +398,4 @@ mod tests {
         assert!(out.spawn_error.is_some());
         assert!(!out.succeeded());
     }
-}
-
-/// How long a declared build step (dependency install + compile) may take.
-const BUILD_LIMIT: Duration = Duration::from_secs(600);
-
-/// Run the manifest's `run.build` command in the implementation folder. A failing build makes
-/// the implementation unusable: nothing could be tested, so it is input, not a check failure.
-pub fn build_implementation(imp: &LoadedImpl) -> Result<(), InputError> {
-    let build = &imp.manifest.run.build;
-    let Some((program, args)) = build.split_first() else { return Ok(()) };
-    let shown = build.join(" ");
-    let mut child = std::process::Command::new(program)
-        .args(args)
-        .env_clear()
-        .envs(connector_env(true))
-        .current_dir(&imp.dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| InputError::new(&imp.dir, format!("cannot start the build command `{shown}`: {e}")))?;
-    let started = std::time::Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if started.elapsed() > BUILD_LIMIT => {
-                let _ = child.kill();
-                return Err(InputError::new(&imp.dir, format!("the build command `{shown}` took longer than {}s", BUILD_LIMIT.as_secs())));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(InputError::new(&imp.dir, format!("waiting for `{shown}`: {e}"))),
-        }
-    }
-    let out = child.wait_with_output().map_err(|e| InputError::new(&imp.dir, format!("reading `{shown}` output: {e}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let tail: Vec<&str> = text.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
-    Err(InputError::new(&imp.dir, format!("the build command `{shown}` failed ({}):\n{}", out.status, tail.join("\n"))))
 }

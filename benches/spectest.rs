@@ -5,6 +5,8 @@
 //!
 //! Run with `cargo bench --bench spectest` (SPECTEST_BENCH_RUNS=N changes the number of rounds).
 
+mod support;
+use support::{load_average, replace_section};
 use connector_factory::spectest::{self, SuiteOptions};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -121,43 +123,7 @@ fn main() {
     );
     let path = root.join("BENCHMARKS.md");
     let existing = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
-    let updated = replace_section(&existing, &section);
+    let updated = replace_section(&existing, "## Spec tests", &section);
     std::fs::write(&path, updated).expect("write BENCHMARKS.md");
     println!("wrote the ## Spec tests section of {}", path.display());
-}
-
-/// The 1-minute load average, or "unknown".
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|t| t.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// Replaces the `## Spec tests` section (up to the next `## ` heading), or appends it.
-fn replace_section(doc: &str, section: &str) -> String {
-    let heading = "## Spec tests";
-    let lines: Vec<&str> = doc.lines().collect();
-    let Some(start) = lines.iter().position(|l| l.trim_end() == heading) else {
-        let mut out = doc.trim_end().to_string();
-        out.push_str("\n\n");
-        out.push_str(section);
-        return out;
-    };
-    let end = lines[start + 1..]
-        .iter()
-        .position(|l| l.starts_with("## "))
-        .map(|i| start + 1 + i)
-        .unwrap_or(lines.len());
-    let mut out = lines[..start].join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    out.push_str(section);
-    if end < lines.len() {
-        out.push('\n');
-        out.push_str(&lines[end..].join("\n"));
-        out.push('\n');
-    }
-    out
 }

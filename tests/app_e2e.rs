@@ -5,195 +5,55 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use connector_factory::agent::tools::FetchPolicy;
-use connector_factory::config::{Settings, Source};
-use connector_factory::git::Identity;
-use connector_factory::github::route::RouteContext;
-use connector_factory::pipeline::status::{MARKER, Meta, Phase};
+use axum::http::StatusCode;
 use connector_factory::pipeline::actions::{
     ActionsConfig, GENERATE_WORKFLOW, OUTCOME_ARTIFACT, OUTCOME_FILE, RunnerArgs, RunnerEnv, outcome_json, run_title,
     runner_job,
 };
-use connector_factory::pipeline::{Control, Executor, PipelineConfig, PipelineHandler, generate, platforms_for_serve};
-use connector_factory::server::dispatch::Dispatcher;
+use connector_factory::pipeline::status::{MARKER, Meta, Phase};
+use connector_factory::pipeline::{Control, Executor, generate};
 use connector_factory::server::webhook::sign;
-use connector_factory::server::{AppState, router};
 use connector_factory::spectest::SuiteOptions;
-use connector_factory::store::{Job, JobFilter, JobKind, JobState, SqliteStore, Store};
+use connector_factory::store::{Job, JobKind, JobState, SqliteStore, Store};
 use connector_factory::worker::{JobQueue, PoolConfig, WorkerPool};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-use support::fake_github::{APP_ID, APP_SLUG, FakeGitHub, WorkflowRunSpec};
-use support::files::FileServer;
-use support::repo::BareRepo;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
+use std::time::{Duration, Instant};
+use support::app::{App, AppOptions, INSTALLATION, REPO, delivery_id, issue_json, repository_json, user};
+use support::fake_github::{APP_ID, APP_SLUG, WorkflowRunSpec};
 
-const SECRET: &str = "e2e-webhook-secret";
-const REPO: &str = "acme/connectors";
-const INSTALLATION: u64 = 77;
+const TITLE: &str = "Connector request: Tidepool Bookings";
 const BRANCH: &str = "connector/tidepool-bookings";
 const FOLDER: &str = "registry/tidepool-bookings/";
 /// Every wait is bounded; a scenario that needs longer has gone wrong.
 const WAIT: Duration = Duration::from_secs(40);
 
-static DELIVERIES: AtomicU64 = AtomicU64::new(1);
-
-fn delivery_id() -> String {
-    format!("e2e-{}", DELIVERIES.fetch_add(1, Ordering::Relaxed))
-}
-
-fn request_body(openapi: &str) -> String {
-    format!(
-        "### Connector name\n\nTidepool Bookings\n\n### API docs URL\n\nhttps://docs.tidepool-bookings.example/api\n\n\
-         ### OpenAPI description URL\n\n{openapi}\n\n### Auth type\n\nBearer token\n\n### Streams wanted\n\nclients\n\n\
-         ### Language\n\nPython\n\n### Notes\n\n_No response_\n"
-    )
-}
-
-struct App {
-    _tmp: tempfile::TempDir,
-    _files: FileServer,
-    fake: FakeGitHub,
-    bare: BareRepo,
-    db_url: String,
-    store: Arc<dyn Store>,
-    queue: JobQueue,
-    handler: Arc<PipelineHandler>,
-    router: axum::Router,
-    pool: Option<WorkerPool>,
-    stop: CancellationToken,
-    body: String,
-    identity: Identity,
-}
-
 impl App {
     async fn start() -> App {
-        App::start_with(PoolConfig { concurrency: 2, ..PoolConfig::default() }).await
+        App::start_with(AppOptions::default()).await
     }
 
-    async fn start_with(pool: PoolConfig) -> App {
-        App::start_on(pool, Executor::Local).await
+    async fn start_pool(pool: PoolConfig) -> App {
+        App::start_with(AppOptions { pool: Some(pool), ..AppOptions::default() }).await
     }
 
-    /// The app with the Actions executor, and generate.yml dispatchable on the fake as the
-    /// repository's workflow file declares it.
-    async fn start_actions(pool: PoolConfig) -> App {
-        let actions = ActionsConfig {
-            poll: Duration::from_millis(50),
-            find_run_within: Duration::from_secs(10),
-            ..ActionsConfig::default()
-        };
-        let app = App::start_on(pool, Executor::Actions(actions)).await;
-        let (run_name, inputs) = generate_workflow();
-        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        app.fake.add_dispatchable_workflow(REPO, GENERATE_WORKFLOW, "generate", Some(&run_name), &inputs);
-        app
-    }
-
-    async fn start_on(pool: PoolConfig, executor: Executor) -> App {
-        let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeGitHub::start().await;
-        fake.add_repo(REPO);
-        fake.add_installation(INSTALLATION, &[REPO]);
-        fake.set_role(REPO, "maya", "write");
-        fake.set_role(REPO, "rita", "read");
-        let bare = BareRepo::factory(tmp.path(), &[]);
-        fake.set_clone_url(REPO, &bare.url());
-        let files = FileServer::start(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"));
-        let body = request_body(&format!("{}/tidepool-bookings.openapi.yaml", files.base));
-
-        let db_url = format!("sqlite://{}", tmp.path().join("factory.db").display());
-        // The settings `serve` reads, with GITHUB_API_URL pointing at the fake.
-        let env: BTreeMap<String, String> = [
-            ("GITHUB_APP_ID", APP_ID.to_string()),
-            ("GITHUB_PRIVATE_KEY", fake.private_key().expose().to_string()),
-            ("GITHUB_WEBHOOK_SECRET", SECRET.to_string()),
-            ("GITHUB_API_URL", fake.url()),
-            ("FACTORY_DATABASE_URL", db_url.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let settings = Settings::load(&Source::new(env, None));
-        let credentials = settings.require_serve().expect("complete settings");
-        let platforms = platforms_for_serve(&settings, &credentials).unwrap();
-
-        let identity = Identity::github_app(APP_SLUG, Some(40_000_000 + APP_ID));
-        let config = PipelineConfig {
-            identity: identity.clone(),
-            workspace_parent: Some(tmp.path().join("ws")),
-            // The description is on 127.0.0.1, which only a test may allow.
-            fetch: FetchPolicy { allow_loopback: true, ..FetchPolicy::default() },
-            spec_tests: SuiteOptions { only: vec!["discover".into()], ..SuiteOptions::default() },
-            executor,
-            ..PipelineConfig::from_settings(&settings)
-        };
-        let handler = Arc::new(PipelineHandler { platforms, config });
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&db_url).await.unwrap());
-        let queue = JobQueue::new(store.clone());
-        let stop = CancellationToken::new();
-        let dispatcher = Dispatcher::new(queue.clone(), RouteContext { app_id: Some(APP_ID as i64) });
-        let state = AppState::new(credentials.webhook_secret.clone(), store.clone(), dispatcher.waker());
-        tokio::spawn(dispatcher.run(stop.clone()));
-        let pool = WorkerPool::start(queue.clone(), handler.clone(), pool);
-        App {
-            _tmp: tmp,
-            _files: files,
-            fake,
-            bare,
-            db_url,
-            store,
-            queue,
-            handler,
-            router: router(state, 1 << 20),
-            pool: Some(pool),
-            stop,
-            body,
-            identity,
-        }
-    }
-
-    async fn post(&self, event: &str, id: &str, payload: &Value, signature: Option<String>) -> StatusCode {
-        let bytes = serde_json::to_vec(payload).unwrap();
-        let sig = signature.unwrap_or_else(|| sign(SECRET.as_bytes(), &bytes));
-        let req = Request::post("/webhook")
-            .header("content-type", "application/json")
-            .header("x-github-event", event)
-            .header("x-github-delivery", id)
-            .header("x-hub-signature-256", sig)
-            .body(Body::from(bytes))
-            .unwrap();
-        self.router.clone().oneshot(req).await.unwrap().status()
-    }
-
-    async fn deliver(&self, event: &str, payload: &Value) -> StatusCode {
-        self.post(event, &delivery_id(), payload, None).await
+    /// The request every scenario makes.
+    fn body(&self) -> String {
+        let openapi = format!("{}/tidepool-bookings.openapi.yaml", self.files.base);
+        support::app::request_body("Tidepool Bookings", &openapi, "clients")
     }
 
     /// A request issue on the fake, and its `issues` `opened` event.
     fn open_issue(&self, body: &str, author: &str) -> (u64, Value) {
-        let number = self.fake.add_issue(REPO, "Connector request: Tidepool Bookings", body, author);
-        let event = json!({
-            "action": "opened",
-            "issue": issue_json(number, body, author),
-            "repository": repository_json(),
-            "sender": user(author),
-            "installation": {"id": INSTALLATION},
-        });
-        (number, event)
+        self.open_request(TITLE, body, author)
     }
 
     fn comment_event(&self, number: u64, comment_id: u64, author: &str, body: &str) -> Value {
         json!({
             "action": "created",
-            "issue": issue_json(number, &self.body, "maya"),
+            "issue": issue_json(number, TITLE, &self.body(), "maya"),
             "comment": {"id": comment_id, "body": body, "user": user(author), "author_association": "MEMBER"},
             "repository": repository_json(),
             "sender": user(author),
@@ -202,7 +62,7 @@ impl App {
     }
 
     async fn jobs(&self) -> Vec<Job> {
-        self.store.list_jobs(&JobFilter::default()).await.unwrap()
+        self.jobs_up_to(100).await
     }
 
     /// Waits until `n` jobs exist and none is queued or running.
@@ -246,36 +106,11 @@ impl App {
     }
 }
 
-impl Drop for App {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-fn user(login: &str) -> Value {
-    json!({"login": login, "id": 1000 + login.len(), "type": "User"})
-}
-
-fn repository_json() -> Value {
-    json!({"id": 5, "name": "connectors", "full_name": REPO, "default_branch": "main"})
-}
-
-fn issue_json(number: u64, body: &str, author: &str) -> Value {
-    json!({
-        "number": number,
-        "title": "Connector request: Tidepool Bookings",
-        "body": body,
-        "user": user(author),
-        "labels": [{"name": "connector-request"}],
-        "state": "open",
-    })
-}
-
 /// (a) A request becomes one PR, and everything around it happens once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_issue_becomes_one_labelled_pull_request() {
     let app = App::start().await;
-    let (issue, event) = app.open_issue(&app.body, "maya");
+    let (issue, event) = app.open_issue(&app.body(), "maya");
     assert_eq!(app.deliver("issues", &event).await, StatusCode::ACCEPTED);
     let jobs = app.settle(1).await;
     assert_eq!(jobs.len(), 1);
@@ -321,7 +156,7 @@ async fn a_malformed_request_gets_one_comment_and_no_pull_request() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_requester_without_write_access_is_refused() {
     let app = App::start().await;
-    let (issue, event) = app.open_issue(&app.body, "rita");
+    let (issue, event) = app.open_issue(&app.body(), "rita");
     assert_eq!(app.deliver("issues", &event).await, StatusCode::ACCEPTED);
     app.settle(1).await;
     let comments = app.bot_comments(issue);
@@ -336,7 +171,7 @@ async fn a_requester_without_write_access_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_delivery_twice_makes_one_job() {
     let app = App::start().await;
-    let (_, event) = app.open_issue(&app.body, "maya");
+    let (_, event) = app.open_issue(&app.body(), "maya");
     let id = delivery_id();
     assert_eq!(app.post("issues", &id, &event, None).await, StatusCode::ACCEPTED);
     assert_eq!(app.post("issues", &id, &event, None).await, StatusCode::OK);
@@ -349,7 +184,7 @@ async fn the_same_delivery_twice_makes_one_job() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_signature_is_refused_and_nothing_is_stored() {
     let app = App::start().await;
-    let (_, event) = app.open_issue(&app.body, "maya");
+    let (_, event) = app.open_issue(&app.body(), "maya");
     let id = delivery_id();
     let forged = sign(b"not-the-secret", &serde_json::to_vec(&event).unwrap());
     assert_eq!(app.post("issues", &id, &event, Some(forged)).await, StatusCode::UNAUTHORIZED);
@@ -363,14 +198,14 @@ async fn a_bad_signature_is_refused_and_nothing_is_stored() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_comment_updates_the_same_pull_request() {
     let app = App::start().await;
-    let (issue, event) = app.open_issue(&app.body, "maya");
+    let (issue, event) = app.open_issue(&app.body(), "maya");
     app.deliver("issues", &event).await;
     app.settle(1).await;
     let pr = app.assert_one_pr();
     let first_tip = app.bare.tip(BRANCH).unwrap();
 
     // The issue now asks for one more stream, so the rebuild differs.
-    let wider = app.body.replace("### Streams wanted\n\nclients", "### Streams wanted\n\nclients, appointments");
+    let wider = app.body().replace("### Streams wanted\n\nclients", "### Streams wanted\n\nclients, appointments");
     app.fake.set_issue_body(REPO, issue, &wider);
     let comment = app.fake.add_comment(REPO, issue, "maya", "/factory retry use fewer streams");
     let event = app.comment_event(issue, comment, "maya", "/factory retry use fewer streams");
@@ -398,8 +233,8 @@ async fn a_job_interrupted_by_a_crash_finishes_on_a_new_pool() {
         poll_every: Duration::from_millis(200),
         ..PoolConfig::default()
     };
-    let mut app = App::start_with(short.clone()).await;
-    let (issue, event) = app.open_issue(&app.body, "maya");
+    let mut app = App::start_pool(short.clone()).await;
+    let (issue, event) = app.open_issue(&app.body(), "maya");
     app.deliver("issues", &event).await;
     let until = Instant::now() + WAIT;
     loop {
@@ -431,7 +266,7 @@ async fn a_job_interrupted_by_a_crash_finishes_on_a_new_pool() {
 #[tokio::test(flavor = "multi_thread")]
 async fn server_errors_and_a_secondary_rate_limit_are_ridden_out() {
     let app = App::start().await;
-    let (issue, event) = app.open_issue(&app.body, "maya");
+    let (issue, event) = app.open_issue(&app.body(), "maya");
     app.fake.fail_next_on("/repos/", 2, 502);
     app.fake.secondary_rate_limit_next("/pulls", 1);
     app.deliver("issues", &event).await;
@@ -448,7 +283,7 @@ async fn server_errors_and_a_secondary_rate_limit_are_ridden_out() {
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_cancel_commands() {
     let app = App::start().await;
-    let (issue, event) = app.open_issue(&app.body, "maya");
+    let (issue, event) = app.open_issue(&app.body(), "maya");
     app.deliver("issues", &event).await;
     let until = Instant::now() + WAIT;
     while !app.jobs().await.first().is_some_and(|j| j.state == JobState::Running) {
@@ -477,7 +312,7 @@ async fn status_and_cancel_commands() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ticking_the_retry_box_runs_a_retry() {
     let app = App::start().await;
-    let (issue, event) = app.open_issue(&app.body, "maya");
+    let (issue, event) = app.open_issue(&app.body(), "maya");
     app.deliver("issues", &event).await;
     app.settle(1).await;
     let pr = app.assert_one_pr();
@@ -487,7 +322,7 @@ async fn ticking_the_retry_box_runs_a_retry() {
     let event = json!({
         "action": "edited",
         "changes": {"body": {"from": status.body}},
-        "issue": issue_json(issue, &app.body, "maya"),
+        "issue": issue_json(issue, TITLE, &app.body(), "maya"),
         "comment": {
             "id": status.id, "body": ticked, "user": {"login": app.fake.bot_login(), "id": 1, "type": "Bot"},
             "performed_via_github_app": {"id": APP_ID, "slug": APP_SLUG},
@@ -511,7 +346,7 @@ async fn ticking_the_retry_box_runs_a_retry() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancel_without_write_access_stops_nothing() {
     let app = App::start().await;
-    let (issue, event) = app.open_issue(&app.body, "maya");
+    let (issue, event) = app.open_issue(&app.body(), "maya");
     app.deliver("issues", &event).await;
     let until = Instant::now() + WAIT;
     while !app.jobs().await.first().is_some_and(|j| j.state == JobState::Running) {
@@ -536,7 +371,7 @@ async fn a_cancel_without_write_access_stops_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_ci_run_becomes_an_analysis_and_an_improvement_pr() {
     let app = App::start().await;
-    let (_, event) = app.open_issue(&app.body, "maya");
+    let (_, event) = app.open_issue(&app.body(), "maya");
     assert_eq!(app.deliver("issues", &event).await, StatusCode::ACCEPTED);
     app.settle(1).await;
     let pr = app.assert_one_pr();
@@ -551,7 +386,7 @@ async fn a_failing_ci_run_becomes_an_analysis_and_an_improvement_pr() {
         .bare
         .commit(BRANCH, &[(schema_path.as_str(), bad.as_bytes())], &[], (&app.identity.name, &app.identity.email), "Generated")
         .to_string();
-    let checkout = app._tmp.path().join("ci-checkout");
+    let checkout = app.tmp.path().join("ci-checkout");
     git2::build::RepoBuilder::new().branch(BRANCH).clone(&app.bare.url(), &checkout).unwrap();
     let loaded = connector_factory::spectest::load_implementation(&checkout.join(implementation)).unwrap();
     let only = SuiteOptions { only: vec!["schema".into()], ..SuiteOptions::default() };
@@ -652,6 +487,21 @@ fn generate_yml_uploads_the_outcome_the_server_reads() {
     assert!(run.contains(&format!("--outcome {OUTCOME_FILE}")), "{run}");
 }
 
+/// The app with the Actions executor, and generate.yml dispatchable on the fake as the
+/// repository's workflow file declares it.
+async fn start_actions(pool: PoolConfig) -> App {
+    let actions = ActionsConfig {
+        poll: Duration::from_millis(50),
+        find_run_within: Duration::from_secs(10),
+        ..ActionsConfig::default()
+    };
+    let app = App::start_with(AppOptions { pool: Some(pool), executor: Executor::Actions(actions), ..AppOptions::default() }).await;
+    let (run_name, inputs) = generate_workflow();
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    app.fake.add_dispatchable_workflow(REPO, GENERATE_WORKFLOW, "generate", Some(&run_name), &inputs);
+    app
+}
+
 impl App {
     /// Waits for the `n`th dispatched run of generate.yml.
     async fn dispatched(&self, n: usize) -> support::fake_github::state::RunRecord {
@@ -711,8 +561,8 @@ fn actions_pool() -> PoolConfig {
 /// the runner's build is reported as the job's outcome, with one PR and one status comment.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_actions_executor_dispatches_tracks_and_reports_the_run() {
-    let app = App::start_actions(actions_pool()).await;
-    let (issue, event) = app.open_issue(&app.body, "maya");
+    let app = start_actions(actions_pool()).await;
+    let (issue, event) = app.open_issue(&app.body(), "maya");
     assert_eq!(app.deliver("issues", &event).await, StatusCode::ACCEPTED);
     let run = app.dispatched(1).await;
     let job = app.jobs().await[0].clone();
@@ -750,8 +600,8 @@ async fn the_actions_executor_dispatches_tracks_and_reports_the_run() {
 /// and it failed) is reported on the issue with the run's link; the job fails.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_actions_run_that_dies_early_is_reported_on_the_issue() {
-    let app = App::start_actions(actions_pool()).await;
-    let (issue, event) = app.open_issue(&app.body, "maya");
+    let app = start_actions(actions_pool()).await;
+    let (issue, event) = app.open_issue(&app.body(), "maya");
     app.deliver("issues", &event).await;
     let run = app.dispatched(1).await;
     app.fake.complete_run(run.id, "failure");
@@ -771,8 +621,8 @@ fn run_url(app: &App, run_id: u64) -> String {
 /// (m) `/factory cancel` while the run is going cancels the run on GitHub too.
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelling_the_job_cancels_its_actions_run() {
-    let app = App::start_actions(actions_pool()).await;
-    let (issue, event) = app.open_issue(&app.body, "maya");
+    let app = start_actions(actions_pool()).await;
+    let (issue, event) = app.open_issue(&app.body(), "maya");
     app.deliver("issues", &event).await;
     let run = app.dispatched(1).await;
     app.fake.set_run_status(run.id, "in_progress", None);
@@ -800,9 +650,9 @@ async fn a_restarted_server_finds_its_actions_run_again() {
         poll_every: Duration::from_millis(100),
         ..PoolConfig::default()
     };
-    let mut app = App::start_actions(short.clone()).await;
+    let mut app = start_actions(short.clone()).await;
     app.fake.without_dispatch_details();
-    let (issue, event) = app.open_issue(&app.body, "maya");
+    let (issue, event) = app.open_issue(&app.body(), "maya");
     app.deliver("issues", &event).await;
     let run = app.dispatched(1).await;
     let until = Instant::now() + WAIT;

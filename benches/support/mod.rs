@@ -20,3 +20,12 @@ pub fn replace_section(doc: &str, heading: &str, section: &str) -> String {
     }
     out
 }
+
+/// The 1-minute load average, or "unknown".
+#[allow(dead_code)] // not every benchmark reports it
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}

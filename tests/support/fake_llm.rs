@@ -4,6 +4,9 @@
 //! every request it receives: headers, tool definitions, message order, and that the tool
 //! results answer exactly the tool calls it served last, by id. Problems are collected, not
 //! panicked on, so a test can assert on them; the request that shows one gets an HTTP 400.
+//!
+//! [`FakeLlm::start_per_conversation`] serves many sessions at once (the fleet benchmark): every
+//! conversation gets the whole script, each request the step its own progress calls for.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -38,6 +41,9 @@ struct Inner {
     problems: Vec<String>,
     /// Tool call ids of the last successful answer, in order.
     served_calls: Vec<String>,
+    /// Per-conversation mode: steps are picked by the request's assistant turns, never used up,
+    /// and request bodies are not kept.
+    per_conversation: bool,
 }
 
 #[derive(Clone)]
@@ -60,6 +66,19 @@ impl FakeLlm {
 
     /// Starts a server replaying a script made by the test (same shape as the fixture files).
     pub async fn start_script(script: Value) -> FakeLlm {
+        FakeLlm::start_mode(script, false, LIFETIME).await
+    }
+
+    /// Starts a server that answers any number of conversations, in parallel, each with the whole
+    /// of `script`: a request gets the step after the assistant turns it carries (0 → the first
+    /// step), and the tool results it carries are checked against the previous step's calls.
+    /// Steps are never used up; request bodies are not kept in [`received`](Self::received)
+    /// (hundreds of sessions would hold hundreds of megabytes). It lives for `lifetime`.
+    pub async fn start_per_conversation(script: Value, lifetime: Duration) -> FakeLlm {
+        FakeLlm::start_mode(script, true, lifetime).await
+    }
+
+    async fn start_mode(script: Value, per_conversation: bool, lifetime: Duration) -> FakeLlm {
         let inner = Arc::new(Mutex::new(Inner {
             wire: script["wire"].as_str().expect("wire").to_string(),
             model: script["model"].as_str().expect("model").to_string(),
@@ -67,6 +86,7 @@ impl FakeLlm {
             received: vec![],
             problems: vec![],
             served_calls: vec![],
+            per_conversation,
         }));
         let app = Router::new()
             .route("/v1/messages", post(handle))
@@ -76,7 +96,7 @@ impl FakeLlm {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(LIFETIME, axum::serve(listener, app)).await;
+            let _ = tokio::time::timeout(lifetime, axum::serve(listener, app)).await;
         });
         FakeLlm { base_url: format!("http://{addr}"), inner }
     }
@@ -99,9 +119,16 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: axum::http::Uri, he
     let (step, problems) = {
         let mut st = inner.lock().unwrap();
         let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        st.received.push(Received { at: Instant::now(), path: uri.path().to_string(), headers: headers.clone(), body: parsed.clone() });
+        let kept = if st.per_conversation { Value::Null } else { parsed.clone() };
+        st.received.push(Received { at: Instant::now(), path: uri.path().to_string(), headers: headers.clone(), body: kept });
+        // Per conversation: this conversation's last answer was the step before its own.
+        let turn = assistant_turns(&parsed);
+        if st.per_conversation {
+            let previous = turn.checked_sub(1).and_then(|i| st.steps.get(i)).map(|s| served_call_ids(&st.wire, &s["body"]));
+            st.served_calls = previous.unwrap_or_default();
+        }
         let mut problems = check_request(&st, uri.path(), &headers, &parsed);
-        let step = st.steps.pop_front();
+        let step = if st.per_conversation { st.steps.get(turn).cloned() } else { st.steps.pop_front() };
         if step.is_none() {
             problems.push("the script has no more steps, but another request came".into());
         }
@@ -141,6 +168,11 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: axum::http::Uri, he
         resp.headers_mut().insert("retry-after", when.parse().unwrap());
     }
     resp
+}
+
+/// How many assistant turns the request's conversation holds (both wires call the role so).
+fn assistant_turns(body: &Value) -> usize {
+    body["messages"].as_array().into_iter().flatten().filter(|m| m["role"] == "assistant").count()
 }
 
 fn served_call_ids(wire: &str, body: &Value) -> Vec<String> {

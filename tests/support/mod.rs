@@ -1,7 +1,9 @@
 //! Shared test helpers: bare repositories, a git smart-HTTP server, a static file server, a
-//! recording platform, the scripted fake LLM server and the fake GitHub.
+//! recording platform, the scripted fake LLM server, the fake GitHub, and the whole app wired
+//! against them.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod fake_github;
 pub mod fake_llm;
 pub mod files;

@@ -176,6 +176,7 @@ async fn run() -> i32 {
         spec_tests: SuiteOptions::default(),
         // GitHub checks nothing of ours on our CPUs; the fake's schema checks would.
         check_schemas: false,
+        executor: connector_factory::pipeline::Executor::Local,
     })
     .await;
     assert_eq!(app.settings.concurrency, concurrency);

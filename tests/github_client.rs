@@ -456,6 +456,8 @@ async fn workflow_runs_by_id_by_commit_and_by_branch() {
             conclusion: Some("failure".into()),
             html_url: format!("{}/acme/widgets/actions/runs/{spec}", e.fake.url()),
             run_attempt: 1,
+            // The fake lists a run by its workflow's name when it has no run-name, as GitHub does.
+            display_title: Some("spec-tests".into()),
         }
     );
     assert!(run.is_completed() && !run.succeeded());

@@ -133,6 +133,7 @@ fn run_record(id: u64, path: &str, branch: &str, sha: &str, event: &str, conclus
         conclusion: conclusion.map(str::to_string),
         html_url: format!("https://github.com/{REPO}/actions/runs/{id}"),
         run_attempt: 1,
+        display_title: None,
     }
 }
 

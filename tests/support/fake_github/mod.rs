@@ -1497,12 +1497,18 @@ async fn list_runs(
 ) -> Response {
     let mut s = sh.lock();
     let r = repo_or_return!(s, caller, owner, repo);
+    runs_page(&sh, &mut s, &r, None, &uri, &q)
+}
+
+/// One page of the repository's runs (of one workflow file when `path` is given), filtered by
+/// the query as GitHub filters them, newest first.
+fn runs_page(sh: &Shared, s: &mut State, r: &RepoRecord, path: Option<&str>, uri: &Uri, q: &HashMap<String, String>) -> Response {
     let full = r.full_name();
     let wanted = |key: &str, value: Option<&String>| q.get(key).is_none_or(|w| Some(w) == value);
     let mut runs: Vec<RunRecord> = s
         .runs
         .values()
-        .filter(|run| run.repo == full)
+        .filter(|run| run.repo == full && path.is_none_or(|p| run.path == p))
         .filter(|run| wanted("branch", run.head_branch.as_ref()))
         .filter(|run| wanted("head_sha", Some(&run.head_sha)))
         .filter(|run| wanted("event", Some(&run.event)))
@@ -1513,8 +1519,8 @@ async fn list_runs(
         .collect();
     // Newest first (ids grow with creation).
     runs.sort_by_key(|run| std::cmp::Reverse(run.id));
-    let items = runs.iter().map(|run| run_json(&sh.base, &mut s, &r, run)).collect();
-    paged(&sh.base, &uri, &q, "workflow_runs", items)
+    let items = runs.iter().map(|run| run_json(&sh.base, s, r, run)).collect();
+    paged(&sh.base, uri, q, "workflow_runs", items)
 }
 
 async fn list_artifacts(
@@ -1763,19 +1769,7 @@ async fn list_workflow_runs(
     if !s.workflows.contains_key(&(full.clone(), path.clone())) && !s.dispatchable.contains_key(&(full.clone(), path.clone())) {
         return error(StatusCode::NOT_FOUND, "Not Found");
     }
-    let wanted = |key: &str, value: Option<&String>| q.get(key).is_none_or(|w| Some(w) == value);
-    let mut runs: Vec<RunRecord> = s
-        .runs
-        .values()
-        .filter(|run| run.repo == full && run.path == path)
-        .filter(|run| wanted("branch", run.head_branch.as_ref()))
-        .filter(|run| wanted("event", Some(&run.event)))
-        .filter(|run| q.get("status").is_none_or(|w| *w == run.status || Some(w) == run.conclusion.as_ref()))
-        .cloned()
-        .collect();
-    runs.sort_by_key(|run| std::cmp::Reverse(run.id));
-    let items = runs.iter().map(|run| run_json(&sh.base, &mut s, &r, run)).collect();
-    paged(&sh.base, &uri, &q, "workflow_runs", items)
+    runs_page(&sh, &mut s, &r, Some(&path), &uri, &q)
 }
 
 /// GitHub accepts the request (202) and the run ends as `cancelled` soon after; the fake ends it

@@ -134,6 +134,22 @@ pub async fn run_suite(impl_dir: &Path, opts: &SuiteOptions) -> anyhow::Result<S
     Ok(SpecReport::new(vec![report]))
 }
 
+/// Scenarios running at once in this process, whatever the number of suites: 8 per CPU, and at
+/// least one suite's default parallelism. Each scenario runs a connector process against its
+/// mock, and the checks that time things (retry waits, back-off, request timeouts, the run's
+/// wall-clock limit) fail once the CPUs are oversubscribed: on 2 CPUs, 4 suites at once pass and
+/// 6 fail about half their checks. A worker pool runs one suite per job, so without this cap
+/// `FACTORY_CONCURRENCY` above a few made every job's spec tests fail. Waiting here counts in
+/// the suite's duration, not in a connector run's wall-clock limit.
+fn process_gate() -> Arc<tokio::sync::Semaphore> {
+    static GATE: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    GATE.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Arc::new(tokio::sync::Semaphore::new((8 * cpus).max(SuiteOptions::default().parallelism)))
+    })
+    .clone()
+}
+
 async fn run_scenarios(
     imp: &LoadedImpl,
     ids: impl IntoIterator<Item = ScenarioId>,
@@ -144,9 +160,11 @@ async fn run_scenarios(
     let gate = Arc::new(tokio::sync::Semaphore::new(opts.parallelism.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for id in ids {
-        let (imp, opts, gate) = (imp.clone(), opts_arc.clone(), gate.clone());
+        let (imp, opts, gate, process) = (imp.clone(), opts_arc.clone(), gate.clone(), process_gate());
         set.spawn(async move {
+            // The suite's own slot first, then the process's: one order, so no deadlock.
             let _permit = gate.acquire_owned().await.expect("semaphore");
+            let _process = process.acquire_owned().await.expect("semaphore");
             scenarios::execute(id, &imp, &opts).await
         });
     }

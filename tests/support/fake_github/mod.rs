@@ -35,7 +35,6 @@ use connector_factory::config::Secret;
 use keys::TestKey;
 use objects as obj;
 use openapi::{OpenApiChecker, Violation};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use state::*;
 use std::collections::{BTreeMap, HashMap};
@@ -1020,17 +1019,12 @@ async fn get_issue(
     }
 }
 
-#[derive(Deserialize)]
-struct PageQuery {
-    per_page: Option<usize>,
-    page: Option<usize>,
-}
-
 async fn list_comments(
     AxState(sh): Shd,
     Extension(caller): Extension<Caller>,
     Path((owner, repo, number)): Path<(String, String, u64)>,
-    Query(q): Query<PageQuery>,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let s = sh.lock();
     let r = repo_or_return!(s, caller, owner, repo);
@@ -1038,36 +1032,13 @@ async fn list_comments(
     if !s.issues.contains_key(&(full.clone(), number)) {
         return error(StatusCode::NOT_FOUND, "Not Found");
     }
-    let all: Vec<&CommentRecord> = s.comments.values().filter(|c| c.repo == full && c.issue == number).collect();
-    let per_page = q.per_page.unwrap_or(30).clamp(1, 100);
-    let page = q.page.unwrap_or(1).max(1);
-    let pages = all.len().div_ceil(per_page).max(1);
-    let items: Vec<Value> =
-        all.iter().skip((page - 1) * per_page).take(per_page).map(|c| obj::issue_comment(&sh.base, &r, c)).collect();
-    let mut response = ok(Value::Array(items));
-    if pages > 1 {
-        let link_to = |p: usize| {
-            format!(
-                "{}/repos/{}/{}/issues/{number}/comments?per_page={per_page}&page={p}",
-                sh.base,
-                obj::seg(&owner),
-                obj::seg(&repo)
-            )
-        };
-        let mut links = Vec::new();
-        if page < pages {
-            links.push(format!("<{}>; rel=\"next\"", link_to(page + 1)));
-            links.push(format!("<{}>; rel=\"last\"", link_to(pages)));
-        }
-        if page > 1 {
-            links.push(format!("<{}>; rel=\"prev\"", link_to(page - 1)));
-            links.push(format!("<{}>; rel=\"first\"", link_to(1)));
-        }
-        if !links.is_empty() {
-            response.headers_mut().insert("link", HeaderValue::from_str(&links.join(", ")).unwrap());
-        }
-    }
-    response
+    let all: Vec<Value> = s
+        .comments
+        .values()
+        .filter(|c| c.repo == full && c.issue == number)
+        .map(|c| obj::issue_comment(&sh.base, &r, c))
+        .collect();
+    paged_array(&sh.base, &uri, &q, all)
 }
 
 fn body_text(body: &Value, field: &str) -> Option<String> {
@@ -1446,12 +1417,31 @@ fn run_json(base: &str, s: &mut State, r: &RepoRecord, run: &RunRecord) -> Value
 
 /// One page of `items` as `{total_count, <key>: [...]}`, with GitHub's `Link` header.
 fn paged(base: &str, uri: &Uri, q: &HashMap<String, String>, key: &str, items: Vec<Value>) -> Response {
+    let total = items.len();
+    let (slice, link) = page_of(base, uri, q, items);
+    with_link(ok(json!({ "total_count": total, key: slice })), link)
+}
+
+/// One page of `items` as a bare array (issues, comments), with GitHub's `Link` header.
+fn paged_array(base: &str, uri: &Uri, q: &HashMap<String, String>, items: Vec<Value>) -> Response {
+    let (slice, link) = page_of(base, uri, q, items);
+    with_link(ok(Value::Array(slice)), link)
+}
+
+fn with_link(mut response: Response, link: Option<String>) -> Response {
+    if let Some(link) = link {
+        response.headers_mut().insert("link", HeaderValue::from_str(&link).unwrap());
+    }
+    response
+}
+
+/// The page `per_page`/`page` ask for, and the `Link` header pointing at the others (the same
+/// query, another `page`).
+fn page_of(base: &str, uri: &Uri, q: &HashMap<String, String>, items: Vec<Value>) -> (Vec<Value>, Option<String>) {
     let per_page = q.get("per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(30).clamp(1, 100);
     let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
-    let total = items.len();
-    let pages = total.div_ceil(per_page).max(1);
+    let pages = items.len().div_ceil(per_page).max(1);
     let slice: Vec<Value> = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
-    let mut response = ok(json!({ "total_count": total, key: slice }));
     let link_to = |p: usize| {
         let mut params: Vec<(&str, String)> =
             q.iter().filter(|(k, _)| k.as_str() != "page").map(|(k, v)| (k.as_str(), v.clone())).collect();
@@ -1469,10 +1459,7 @@ fn paged(base: &str, uri: &Uri, q: &HashMap<String, String>, key: &str, items: V
         links.push(format!("<{}>; rel=\"prev\"", link_to(page - 1)));
         links.push(format!("<{}>; rel=\"first\"", link_to(1)));
     }
-    if !links.is_empty() {
-        response.headers_mut().insert("link", HeaderValue::from_str(&links.join(", ")).unwrap());
-    }
-    response
+    (slice, (!links.is_empty()).then(|| links.join(", ")))
 }
 
 async fn get_run(
@@ -1618,6 +1605,7 @@ async fn list_issues(
     AxState(sh): Shd,
     Extension(caller): Extension<Caller>,
     Path((owner, repo)): Path<(String, String)>,
+    uri: Uri,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let s = sh.lock();
@@ -1636,25 +1624,8 @@ async fn list_issues(
     if q.get("direction").map(String::as_str) != Some("asc") {
         issues.reverse();
     }
-    let per_page = q.get("per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(30).clamp(1, 100);
-    let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
-    let pages = issues.len().div_ceil(per_page).max(1);
-    let items: Vec<Value> = issues
-        .iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .map(|i| obj::issue(&sh.base, &r, i, comment_count(&s, &full, i.number)))
-        .collect();
-    let mut response = ok(Value::Array(items));
-    if page < pages {
-        let mut params: Vec<(String, String)> = q.iter().filter(|(k, _)| *k != "page").map(|(k, v)| (k.clone(), v.clone())).collect();
-        params.sort();
-        params.push(("page".into(), (page + 1).to_string()));
-        let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
-        let next = format!("<{}/repos/{}/{}/issues?{query}>; rel=\"next\"", sh.base, obj::seg(&owner), obj::seg(&repo));
-        response.headers_mut().insert("link", HeaderValue::from_str(&next).unwrap());
-    }
-    response
+    let items = issues.iter().map(|i| obj::issue(&sh.base, &r, i, comment_count(&s, &full, i.number))).collect();
+    paged_array(&sh.base, &uri, &q, items)
 }
 
 async fn get_comment(

@@ -127,7 +127,7 @@ pub fn run(args: BatchArgs) -> Result<u8> {
                 on_ctrl_c.cancel();
             }
         });
-        run_batch(&args, config, stop).await
+        run_batch_with(&args, &settings, config, stop).await
     })?;
     print!("{}", summary_table(&summary));
     Ok(if summary.failed == 0 && summary.succeeded == summary.requests.len() { 0 } else { 1 })

@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use connector_factory::config::Secret;
 use connector_factory::github::route::RouteContext;
 use connector_factory::server::dispatch::Dispatcher;
-use connector_factory::server::webhook::sign;
+use connector_factory::server::webhook::{sign, verify_signature};
 use connector_factory::server::{AppState, router};
 use connector_factory::store::{SqliteStore, Store};
 use connector_factory::worker::{JobQueue, PlaceholderPipelineHandler, PoolConfig, WorkerPool};
@@ -142,6 +142,71 @@ impl Peer for Factory {
         }
         if let Some(pool) = self.pool.take() {
             pool.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+/// The ceiling for any receiver in this process layout: the same HTTP server (axum on hyper, in
+/// this process, sharing the CPUs with the load generator) doing the same checks (HMAC over the
+/// raw body, JSON) and answering 202 without storing anything. Its rate bounds what a store,
+/// however fast, could reach here.
+struct VerifyOnly {
+    verified: Arc<AtomicUsize>,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl VerifyOnly {
+    fn new() -> Self {
+        VerifyOnly { verified: Arc::default(), stop: CancellationToken::new(), task: None }
+    }
+}
+
+#[async_trait]
+impl Peer for VerifyOnly {
+    fn name(&self) -> &str {
+        "verify only"
+    }
+
+    async fn start(&mut self, secret: &str) -> Result<SocketAddr> {
+        use axum::http::{HeaderMap, StatusCode};
+        let (secret, verified) = (Arc::new(secret.as_bytes().to_vec()), self.verified.clone());
+        let app = axum::Router::new().route(
+            "/webhook",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let (secret, verified) = (secret.clone(), verified.clone());
+                async move {
+                    let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+                    if verify_signature(&secret, &body, sig).is_err() {
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+                        return StatusCode::BAD_REQUEST;
+                    }
+                    verified.fetch_add(1, Ordering::Relaxed);
+                    StatusCode::ACCEPTED
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let stop = self.stop.clone();
+        self.task = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        }));
+        Ok(addr)
+    }
+
+    /// Nothing is stored: this counts verified deliveries, so the run's checks still hold.
+    async fn persisted(&self) -> Result<u64> {
+        Ok(self.verified.load(Ordering::Relaxed) as u64)
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        self.stop.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
         }
         Ok(())
     }
@@ -445,8 +510,16 @@ fn main() -> Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // BENCH_PEERS=factory runs the factory alone (for profiling); BENCHMARKS.md is then left alone.
-    let only_factory = std::env::var("BENCH_PEERS").is_ok_and(|p| p == "factory");
-    let mut peers: Vec<Box<dyn Peer>> = vec![Box::new(Factory::new(false)?), Box::new(Factory::new(true)?)];
+    // BENCH_PEERS=intake runs the intake-only factory alone.
+    let peers_knob = std::env::var("BENCH_PEERS").unwrap_or_default();
+    let only_factory = ["factory", "intake", "ceiling"].contains(&peers_knob.as_str());
+    let mut peers: Vec<Box<dyn Peer>> = vec![Box::new(Factory::new(true)?)];
+    if peers_knob != "intake" {
+        peers.insert(0, Box::new(Factory::new(false)?));
+    }
+    if !only_factory || peers_knob == "ceiling" {
+        peers.push(Box::new(VerifyOnly::new()));
+    }
     let mut probot_version = None;
     if !only_factory && let Some(p) = ProbotPeer::prepare()? {
         probot_version = Some(p.version.clone());

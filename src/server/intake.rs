@@ -1,19 +1,23 @@
 //! Group commit for the webhook intake.
 //!
 //! Request handlers do not write to the store themselves. Each hands its verified delivery to
-//! one writer task through a channel and waits on a oneshot. The writer takes everything that is
-//! waiting (up to [`MAX_BATCH`] deliveries or [`MAX_BATCH_BYTES`] of payload), records it with one
-//! [`Store::record_events`] call, which is one transaction, and only after that transaction has
-//! committed answers every waiter. So a 202 still means "this delivery is in the database", but
-//! N deliveries that arrive together cost one commit instead of N, and no two intake
-//! transactions ever wait for SQLite's write lock behind each other.
+//! one writer through a channel and waits on a oneshot. The writer takes everything that is
+//! waiting (up to [`MAX_BATCH`] deliveries or [`MAX_BATCH_BYTES`] of payload), records it in one
+//! transaction, and only after that transaction has committed answers every waiter. So a 202
+//! still means "this delivery is in the database", but N deliveries that arrive together cost one
+//! commit instead of N, and no two intake transactions ever wait for the write lock behind each
+//! other.
+//!
+//! The writer is a thread of its own when the store offers a [`BatchWriter`] (SQLite on a file:
+//! the handlers' channel leads straight to the thread that owns the connection, so a batch costs
+//! one wake-up there and one back), otherwise a task calling [`Store::record_events`].
 //!
 //! A failed batch is reported to every waiter in it (each answers 503 and GitHub can redeliver);
 //! a panicking store call is caught and reported the same way, so no waiter hangs and the writer
-//! keeps running. The task ends when the last [`IntakeWriter`] handle is dropped, after answering
-//! what it already took.
+//! keeps running. The writer ends when the last [`IntakeWriter`] handle is dropped, after
+//! answering what it already took.
 
-use crate::store::{Intake, NewEvent, Store};
+use crate::store::{BatchWriter, Intake, NewEvent, Store};
 use anyhow::{Result, anyhow};
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -26,19 +30,39 @@ pub const MAX_BATCH_BYTES: usize = 8 << 20;
 const QUEUE: usize = 4096;
 
 type Reply = oneshot::Sender<Result<Intake>>;
+type Queue = mpsc::Receiver<(NewEvent, Reply)>;
 
-/// A handle on the writer task; cheap to clone.
+/// A handle on the writer; cheap to clone.
 #[derive(Clone)]
 pub struct IntakeWriter {
     queue: mpsc::Sender<(NewEvent, Reply)>,
 }
 
 impl IntakeWriter {
-    /// Spawns the writer on the current tokio runtime. `wake` is notified after each batch that
+    /// Starts the writer: on a thread of its own with the store's [`BatchWriter`] if it has one,
+    /// else as a task on the current tokio runtime. `wake` is notified after each batch that
     /// stored at least one new event (the dispatcher's waker).
     pub fn start(store: Arc<dyn Store>, wake: Arc<Notify>) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, wake, rx));
+        match store.intake_batch_writer() {
+            Ok(Some(write)) => {
+                // Without the thread nothing would answer: every delivery would get a 503, which
+                // is loud, and GitHub redelivers once the factory is restarted.
+                if let Err(err) = std::thread::Builder::new()
+                    .name("factory-intake".into())
+                    .spawn(move || run_on_thread(write, wake, rx))
+                {
+                    tracing::error!("starting the intake writer thread failed: {err}");
+                }
+            }
+            Ok(None) => {
+                tokio::spawn(run(store, wake, rx));
+            }
+            Err(err) => {
+                tracing::warn!("the store's own intake connection failed to open ({err:#}); writing through its pool");
+                tokio::spawn(run(store, wake, rx));
+            }
+        }
         IntakeWriter { queue }
     }
 
@@ -55,29 +79,68 @@ impl IntakeWriter {
     }
 }
 
-async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, mut rx: mpsc::Receiver<(NewEvent, Reply)>) {
-    let mut taken: Vec<(NewEvent, Reply)> = Vec::with_capacity(MAX_BATCH);
-    // A delivery taken from the queue that did not fit in the previous batch.
-    let mut carry: Option<(NewEvent, Reply)> = None;
+/// Adds to `first` whatever else is waiting, within the batch limits; a delivery that would
+/// overflow the byte limit is kept in `carry` for the next batch.
+fn take_batch(
+    first: (NewEvent, Reply),
+    rx: &mut Queue,
+    carry: &mut Option<(NewEvent, Reply)>,
+) -> (Vec<NewEvent>, Vec<Reply>) {
+    let mut bytes = first.0.payload.len();
+    let (mut events, mut replies) = (Vec::with_capacity(16), Vec::with_capacity(16));
+    events.push(first.0);
+    replies.push(first.1);
+    while events.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        let Ok(item) = rx.try_recv() else { break };
+        if bytes + item.0.payload.len() > MAX_BATCH_BYTES {
+            *carry = Some(item);
+            break;
+        }
+        bytes += item.0.payload.len();
+        events.push(item.0);
+        replies.push(item.1);
+    }
+    (events, replies)
+}
+
+/// Answers every waiter of a batch with the store's outcome (an error is each waiter's error).
+fn answer(n: usize, outcome: Result<Vec<Intake>>, replies: Vec<Reply>, wake: &Notify) {
+    let outcome = match outcome {
+        Ok(answers) if answers.len() == n => Ok(answers),
+        Ok(answers) => Err(format!("the store answered {} of {n} deliveries", answers.len())),
+        Err(err) => Err(format!("{err:#}")),
+    };
+    match outcome {
+        Ok(answers) => {
+            if answers.iter().any(|a| matches!(a, Intake::Recorded(_))) {
+                wake.notify_one();
+            }
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                // A waiter that went away (client disconnected) is not an error: its delivery
+                // is stored and a redelivery will be answered as a duplicate.
+                let _ = reply.send(Ok(answer));
+            }
+        }
+        Err(err) => {
+            tracing::error!(deliveries = n, "recording a batch of deliveries failed: {err}");
+            for reply in replies {
+                let _ = reply.send(Err(anyhow!("{err}")));
+            }
+        }
+    }
+}
+
+async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, mut rx: Queue) {
+    let mut carry = None;
     loop {
-        match carry.take() {
-            Some(item) => taken.push(item),
+        let first = match carry.take() {
+            Some(item) => item,
             None => match rx.recv().await {
-                Some(item) => taken.push(item),
+                Some(item) => item,
                 None => return,
             },
-        }
-        let mut bytes = taken[0].0.payload.len();
-        while taken.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-            let Ok(item) = rx.try_recv() else { break };
-            if bytes + item.0.payload.len() > MAX_BATCH_BYTES {
-                carry = Some(item);
-                break;
-            }
-            bytes += item.0.payload.len();
-            taken.push(item);
-        }
-        let (events, replies): (Vec<NewEvent>, Vec<Reply>) = taken.drain(..).unzip();
+        };
+        let (events, replies) = take_batch(first, &mut rx, &mut carry);
         let n = events.len();
         // Its own task, so that a panic in the store is an error for this batch and not the end
         // of the writer.
@@ -85,30 +148,26 @@ async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, mut rx: mpsc::Receiver<(N
             let store = store.clone();
             async move { store.record_events(&events).await }
         });
-        let outcome = match writing.await {
-            Ok(Ok(answers)) if answers.len() == n => Ok(answers),
-            Ok(Ok(answers)) => Err(format!("the store answered {} of {n} deliveries", answers.len())),
-            Ok(Err(err)) => Err(format!("{err:#}")),
-            Err(err) => Err(format!("the store failed: {err}")),
+        let outcome = writing.await.unwrap_or_else(|err| Err(anyhow!("the store failed: {err}")));
+        answer(n, outcome, replies, &wake);
+    }
+}
+
+fn run_on_thread(mut write: BatchWriter, wake: Arc<Notify>, mut rx: Queue) {
+    let mut carry = None;
+    loop {
+        let first = match carry.take() {
+            Some(item) => item,
+            None => match rx.blocking_recv() {
+                Some(item) => item,
+                None => return,
+            },
         };
-        match outcome {
-            Ok(answers) => {
-                if answers.iter().any(|a| matches!(a, Intake::Recorded(_))) {
-                    wake.notify_one();
-                }
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    // A waiter that went away (client disconnected) is not an error: its delivery
-                    // is stored and a redelivery will be answered as a duplicate.
-                    let _ = reply.send(Ok(answer));
-                }
-            }
-            Err(err) => {
-                tracing::error!(deliveries = n, "recording a batch of deliveries failed: {err}");
-                for reply in replies {
-                    let _ = reply.send(Err(anyhow!("{err}")));
-                }
-            }
-        }
+        let (events, replies) = take_batch(first, &mut rx, &mut carry);
+        // A panic fails this batch (its transaction rolls back as it unwinds), not the thread.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(&events)))
+            .unwrap_or_else(|_| Err(anyhow!("the store failed: recording the batch panicked")));
+        answer(events.len(), outcome, replies, &wake);
     }
 }
 
@@ -137,7 +196,10 @@ mod tests {
 
     /// Records batch sizes; dedupes like the real store; each call first takes a permit from
     /// `gate`, so a test can hold the writer inside a batch while more deliveries queue up.
+    /// `threaded` offers a [`BatchWriter`], so the writer runs on its own thread.
     struct Fake {
+        me: std::sync::Weak<Fake>,
+        threaded: bool,
         batches: Mutex<Vec<Vec<String>>>,
         seen: Mutex<HashSet<String>>,
         mode: Mutex<Mode>,
@@ -146,8 +208,10 @@ mod tests {
     }
 
     impl Fake {
-        fn new(permits: usize) -> Arc<Self> {
-            Arc::new(Fake {
+        fn new(permits: usize, threaded: bool) -> Arc<Self> {
+            Arc::new_cyclic(|me| Fake {
+                me: me.clone(),
+                threaded,
                 batches: Mutex::default(),
                 seen: Mutex::default(),
                 mode: Mutex::new(Mode::Ok),
@@ -158,13 +222,8 @@ mod tests {
         fn sizes(&self) -> Vec<usize> {
             self.batches.lock().unwrap().iter().map(Vec::len).collect()
         }
-    }
-
-    #[async_trait]
-    impl Store for Fake {
-        async fn record_events(&self, events: &[NewEvent]) -> Result<Vec<Intake>> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            self.gate.acquire().await.unwrap().forget();
+        /// A batch, once the gate let it through.
+        fn write(&self, events: &[NewEvent]) -> Result<Vec<Intake>> {
             self.batches.lock().unwrap().push(events.iter().map(|e| e.delivery_id.clone()).collect());
             let mode = *self.mode.lock().unwrap();
             match mode {
@@ -184,6 +243,32 @@ mod tests {
                     }
                 })
                 .collect())
+        }
+    }
+
+    #[async_trait]
+    impl Store for Fake {
+        async fn record_events(&self, events: &[NewEvent]) -> Result<Vec<Intake>> {
+            assert!(!self.threaded, "a store with a batch writer is written through it");
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.gate.acquire().await.unwrap().forget();
+            self.write(events)
+        }
+        fn intake_batch_writer(&self) -> Result<Option<BatchWriter>> {
+            if !self.threaded {
+                return Ok(None);
+            }
+            let me = self.me.upgrade().expect("the fake is alive");
+            Ok(Some(Box::new(move |events: &[NewEvent]| {
+                me.calls.fetch_add(1, Ordering::SeqCst);
+                loop {
+                    match me.gate.try_acquire() {
+                        Ok(permit) => break permit.forget(),
+                        Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                    }
+                }
+                me.write(events)
+            })))
         }
         async fn record_event(&self, _: &NewEvent) -> Result<Intake> {
             unreachable!("the writer records in batches")
@@ -289,7 +374,13 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_deliveries_share_one_batch_and_duplicates_in_it_count_once() {
-        let fake = Fake::new(0);
+        for threaded in [false, true] {
+            waiting_deliveries_share_one_batch(threaded).await;
+        }
+    }
+
+    async fn waiting_deliveries_share_one_batch(threaded: bool) {
+        let fake = Fake::new(0, threaded);
         let wake = Arc::new(Notify::new());
         let writer = IntakeWriter::start(fake.clone(), wake.clone());
         let ids = ["a", "b", "a", "c", "b", "a"];
@@ -314,7 +405,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_is_reported_to_every_waiter_and_the_writer_goes_on() {
-        let fake = Fake::new(0);
+        for threaded in [false, true] {
+            a_failed_batch_is_reported(threaded).await;
+        }
+    }
+
+    async fn a_failed_batch_is_reported(threaded: bool) {
+        let fake = Fake::new(0, threaded);
         let writer = IntakeWriter::start(fake.clone(), Arc::new(Notify::new()));
         let ids = ["x1", "x2", "x3", "x4"];
         let (held, pending) = queue_behind_a_held_batch(&fake, &writer, "first", &ids).await;
@@ -333,7 +430,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_or_short_store_fails_its_batch_without_killing_the_writer() {
-        let fake = Fake::new(0);
+        for threaded in [false, true] {
+            a_panicking_or_short_store_fails_its_batch(threaded).await;
+        }
+    }
+
+    async fn a_panicking_or_short_store_fails_its_batch(threaded: bool) {
+        let fake = Fake::new(0, threaded);
         let writer = IntakeWriter::start(fake.clone(), Arc::new(Notify::new()));
         for mode in [Mode::Panic, Mode::Short] {
             *fake.mode.lock().unwrap() = mode;
@@ -351,7 +454,13 @@ mod tests {
 
     #[tokio::test]
     async fn batches_are_capped() {
-        let fake = Fake::new(0);
+        for threaded in [false, true] {
+            batches_are_capped_on(threaded).await;
+        }
+    }
+
+    async fn batches_are_capped_on(threaded: bool) {
+        let fake = Fake::new(0, threaded);
         let writer = IntakeWriter::start(fake.clone(), Arc::new(Notify::new()));
         let ids: Vec<String> = (0..MAX_BATCH + 10).map(|i| format!("d{i}")).collect();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();

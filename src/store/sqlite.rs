@@ -1,7 +1,7 @@
 //! The SQLite backend of [`Store`]: one database file in WAL mode, so the webhook intake keeps
 //! writing while workers read, and every state change is a single short transaction.
 
-use super::{JobKind, LedgerEntry, LedgerQuery, LedgerTake,
+use super::{BatchWriter, JobKind, LedgerEntry, LedgerQuery, LedgerTake,
     Claimed, DeliveryRecord, Enqueued, EventId, Finish, Intake, Job, JobFilter, JobId, JobState, Lease, NewEvent,
     NewJob, Replaced, Store, StoredEvent, from_ms, now_ms,
 };
@@ -12,8 +12,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 // Column lists are constants, so the formatted statements below carry no outside input.
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
-use std::collections::{HashMap, HashSet};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
+use super::sqlite_intake;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,15 +23,17 @@ use std::time::Duration;
 /// not take the factory down in a loop.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
+/// How long a connection waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");
 
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// The webhook intake's own connection (file databases only): intake writes never wait for
-    /// a pool connection, and its prepared statements stay cached. The mutex also keeps intake
-    /// transactions from contending with each other for SQLite's write lock.
-    intake: Option<Arc<tokio::sync::Mutex<SqliteConnection>>>,
+    /// The database file (`None` in memory), for the intake's own connection; see
+    /// [`Store::intake_batch_writer`].
+    file: Option<std::path::PathBuf>,
     /// Writers of this process take turns here before they ask SQLite for its write lock; see
     /// [`WriteGate`].
     write_gate: Arc<WriteGate>,
@@ -56,7 +59,7 @@ impl SqliteStore {
             // WAL + NORMAL is durable across process crashes (only an OS crash can lose the
             // last commits) and keeps webhook intake at a few hundred microseconds.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             // No connection checkpoints inside its own commit (an fsync or two, up to tens of
             // milliseconds here, while holding its turn to write): a background task does it.
@@ -79,14 +82,11 @@ impl SqliteStore {
             .await
             .with_context(|| format!("opening the database {}", file.display()))?;
         MIGRATOR.run(&pool).await.context("migrating the database")?;
-        let intake = if in_memory {
-            None
-        } else {
-            let conn = options.connect().await.with_context(|| format!("opening the database {}", file.display()))?;
-            Some(Arc::new(tokio::sync::Mutex::new(conn)))
-        };
         let checkpointer = (!in_memory).then(|| Arc::new(Checkpointer::spawn(pool.clone())));
-        Ok(SqliteStore { pool, intake, write_gate: Arc::default(), _checkpointer: checkpointer, max_attempts: DEFAULT_MAX_ATTEMPTS })
+        Ok(SqliteStore {
+            pool,
+            file: (!in_memory).then_some(file),
+            write_gate: Arc::default(), _checkpointer: checkpointer, max_attempts: DEFAULT_MAX_ATTEMPTS })
     }
 
     pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
@@ -187,6 +187,11 @@ impl WriteGate {
         IntakeTurn { gate: self, _lock: self.lock.lock().await }
     }
 
+    /// [`WriteGate::intake`] for the intake's own thread (not inside the async runtime).
+    fn intake_blocking(&self) -> IntakeTurn<'_> {
+        IntakeTurn { gate: self, _lock: self.lock.blocking_lock() }
+    }
+
     async fn background(&self) -> tokio::sync::OwnedMutexGuard<()> {
         let give_up = tokio::time::Instant::now() + Self::MAX_HOLD_BACK;
         loop {
@@ -284,92 +289,6 @@ fn duration_ms(d: Duration) -> i64 {
 
 fn new_lease_token() -> String {
     format!("{:032x}", rand::random::<u128>())
-}
-
-/// Rows per multi-row INSERT in [`record_batch`]. Each size up to this is its own statement text,
-/// so at most `2 * INTAKE_CHUNK` intake statements sit in the connection's statement cache
-/// (sqlx keeps 100), and 7 columns × 32 rows stays far below SQLite's bound-parameter limit.
-const INTAKE_CHUNK: usize = 32;
-
-/// Records a batch of deliveries in one write transaction: a few multi-row statements for the
-/// whole batch, because every statement is a round trip to sqlx's connection thread and that
-/// hand-off, not SQLite, is what a delivery used to cost.
-async fn record_batch(conn: &mut SqliteConnection, events: &[NewEvent]) -> Result<Vec<Intake>> {
-    // The first copy of each delivery id in the batch is the candidate; later copies are
-    // redeliveries, whatever happens to the first.
-    let mut first_copy: HashSet<&str> = HashSet::with_capacity(events.len());
-    let candidates: Vec<&NewEvent> =
-        events.iter().filter(|e| first_copy.insert(e.delivery_id.as_str())).collect();
-
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let mut new_ids: HashSet<String> = HashSet::with_capacity(candidates.len());
-    for chunk in candidates.chunks(INTAKE_CHUNK) {
-        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO deliveries (delivery_id, event, received_at, last_seen_at) ");
-        q.push_values(chunk, |mut row, e| {
-            let at = e.received_at.timestamp_millis();
-            row.push_bind(e.delivery_id.as_str()).push_bind(e.event.as_str()).push_bind(at).push_bind(at);
-        });
-        q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
-        new_ids.extend(q.build_query_scalar::<String>().fetch_all(&mut *tx).await?);
-    }
-
-    // Redeliveries: ids stored before, and second copies within the batch.
-    let mut redelivered: HashMap<&str, (i64, i64)> = HashMap::new();
-    let mut counted_first: HashSet<&str> = HashSet::with_capacity(new_ids.len());
-    for e in events {
-        let id = e.delivery_id.as_str();
-        if new_ids.contains(id) && counted_first.insert(id) {
-            continue;
-        }
-        let at = e.received_at.timestamp_millis();
-        let entry = redelivered.entry(id).or_insert((0, at));
-        entry.0 += 1;
-        entry.1 = entry.1.max(at);
-    }
-    for (id, (count, last_seen)) in &redelivered {
-        sqlx::query("UPDATE deliveries SET redeliveries = redeliveries + ?, last_seen_at = MAX(last_seen_at, ?) WHERE delivery_id = ?")
-            .bind(count)
-            .bind(last_seen)
-            .bind(*id)
-            .execute(&mut *tx)
-            .await?;
-    }
-
-    let fresh: Vec<&NewEvent> = candidates.into_iter().filter(|e| new_ids.contains(&e.delivery_id)).collect();
-    let mut event_ids: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
-    for chunk in fresh.chunks(INTAKE_CHUNK) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (delivery_id, event, action, installation_id, repository, payload, received_at) ",
-        );
-        q.push_values(chunk, |mut row, e| {
-            row.push_bind(e.delivery_id.as_str())
-                .push_bind(e.event.as_str())
-                .push_bind(e.action.as_deref())
-                .push_bind(e.installation_id)
-                .push_bind(e.repository.as_deref())
-                .push_bind(e.payload.as_str())
-                .push_bind(e.received_at.timestamp_millis());
-        });
-        q.push(" RETURNING id, delivery_id");
-        for row in q.build().fetch_all(&mut *tx).await? {
-            event_ids.insert(row.try_get("delivery_id")?, row.try_get("id")?);
-        }
-    }
-    tx.commit().await?;
-
-    let mut answered: HashSet<&str> = HashSet::with_capacity(event_ids.len());
-    events
-        .iter()
-        .map(|e| {
-            let id = e.delivery_id.as_str();
-            match event_ids.get(id) {
-                Some(&event_id) if answered.insert(id) => Ok(Intake::Recorded(EventId(event_id))),
-                Some(_) => Ok(Intake::Duplicate),
-                None if new_ids.contains(id) => anyhow::bail!("the event of delivery {id} was not stored"),
-                None => Ok(Intake::Duplicate),
-            }
-        })
-        .collect()
 }
 
 /// Events marked routed per statement in [`Store::route_events`] (each size is its own cached
@@ -516,10 +435,24 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let _gate = self.write_gate.intake().await;
-        match &self.intake {
-            Some(conn) => record_batch(&mut *conn.lock().await, events).await,
-            None => record_batch(&mut *self.pool.acquire().await?, events).await,
-        }
+        // The same batch write as the intake thread's, on a pool connection's handle, on this
+        // thread (the intake itself uses `intake_batch_writer`; this serves everything else).
+        let mut conn = self.pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        // SAFETY: the locked handle gives this code the connection alone until it is dropped,
+        // after `borrowed` (which does not close the handle) is gone.
+        let mut borrowed = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr())? };
+        sqlite_intake::write(&mut borrowed, events)
+    }
+
+    fn intake_batch_writer(&self) -> Result<Option<BatchWriter>> {
+        let Some(file) = &self.file else { return Ok(None) };
+        let mut conn = sqlite_intake::open(file, BUSY_TIMEOUT)?;
+        let gate = self.write_gate.clone();
+        Ok(Some(Box::new(move |events: &[NewEvent]| {
+            let _turn = gate.intake_blocking();
+            sqlite_intake::write(&mut conn, events)
+        })))
     }
 
     async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryRecord>> {

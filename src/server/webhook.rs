@@ -16,7 +16,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
+use serde::Deserialize;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use sha2::Sha256;
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -66,6 +68,61 @@ pub fn verify_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> Res
     m.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
 }
 
+/// The fields of a delivery the intake stores beside the payload. Parsing only these (and
+/// skipping the rest, which is still checked to be JSON) costs a fraction of building the whole
+/// document as a `Value`. A field of an unexpected type reads as absent, as it did when these
+/// were looked up in a `Value`; only a body that is not a JSON object is refused.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, borrow)]
+    action: Lenient<Cow<'a, str>>,
+    #[serde(default)]
+    installation: Lenient<Installation>,
+    #[serde(default, borrow)]
+    repository: Lenient<Repository<'a>>,
+}
+
+impl<'a> Envelope<'a> {
+    /// `None` unless `body` is one JSON object.
+    fn parse(body: &'a str) -> Option<Self> {
+        // A derived struct would also take an array (its fields by position).
+        if !body.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{') {
+            return None;
+        }
+        serde_json::from_str(body).ok()
+    }
+}
+
+#[derive(Deserialize)]
+struct Installation {
+    #[serde(default)]
+    id: Lenient<i64>,
+}
+
+#[derive(Deserialize)]
+struct Repository<'a> {
+    #[serde(default, borrow)]
+    full_name: Lenient<Cow<'a, str>>,
+}
+
+/// A value of type `T`, or `None` when the JSON there is of another type (or null).
+struct Lenient<T>(Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Lenient(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Buffering the value as a borrowed `RawValue` keeps the skip cheap; a value that is not
+        // a `T` is simply absent.
+        let raw: &'de serde_json::value::RawValue = Deserialize::deserialize(deserializer)?;
+        Ok(Lenient(serde_json::from_str(raw.get()).ok()))
+    }
+}
+
 fn reply(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
@@ -99,23 +156,22 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         crate::metrics::global().webhook_rejected("headers");
         return reply(StatusCode::BAD_REQUEST, json!({ "error": "malformed X-GitHub-Event or X-GitHub-Delivery" }));
     }
-    // Only the envelope fields are read here; the typed parse happens in the dispatcher.
-    let payload: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            tracing::warn!(delivery, event, "webhook refused: body is not a JSON object");
-            crate::metrics::global().webhook_rejected("malformed");
-            return reply(StatusCode::BAD_REQUEST, json!({ "error": "the body must be a JSON object" }));
-        }
+    // Only the envelope fields are read here (the rest is checked to be JSON and skipped); the
+    // typed parse happens in the dispatcher.
+    let envelope = std::str::from_utf8(&body).ok().and_then(Envelope::parse);
+    let Some(envelope) = envelope else {
+        tracing::warn!(delivery, event, "webhook refused: body is not a JSON object");
+        crate::metrics::global().webhook_rejected("malformed");
+        return reply(StatusCode::BAD_REQUEST, json!({ "error": "the body must be a JSON object" }));
     };
-    let action = payload.get("action").and_then(Value::as_str).map(str::to_string);
+    let action = envelope.action.0.map(Cow::into_owned);
     let record = NewEvent {
         delivery_id: delivery.to_string(),
         event: event.to_string(),
         action: action.clone(),
-        installation_id: payload.pointer("/installation/id").and_then(Value::as_i64),
-        repository: payload.pointer("/repository/full_name").and_then(Value::as_str).map(str::to_string),
-        // Verified UTF-8 JSON: serde_json checked it above.
+        installation_id: envelope.installation.0.and_then(|i| i.id.0),
+        repository: envelope.repository.0.and_then(|r| r.full_name.0).map(Cow::into_owned),
+        // Checked above to be UTF-8 and JSON.
         payload: String::from_utf8_lossy(&body).into_owned(),
         received_at: chrono::Utc::now(),
     };
@@ -158,6 +214,30 @@ mod tests {
         assert_eq!(verify_signature(b"s3cret", body, Some("sha256=zz")), Err(SignatureError::Malformed));
         assert_eq!(verify_signature(b"s3cret", body, Some("sha256=abcd")), Err(SignatureError::Malformed));
         assert_eq!(verify_signature(b"s3cret", body, Some(&good.to_uppercase().replace("SHA256", "sha256"))), Ok(()));
+    }
+
+    #[test]
+    fn the_envelope_reads_its_fields_and_takes_odd_types_as_absent() {
+        let e = Envelope::parse(
+            r#"{"zen":[1,{"a":"}"}],"action":"opened","installation":{"id":42,"node_id":"x"},
+                "repository":{"id":1,"full_name":"acme/connectors","owner":{"login":"acme"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.action.0.as_deref(), Some("opened"));
+        assert_eq!(e.installation.0.and_then(|i| i.id.0), Some(42));
+        assert_eq!(e.repository.0.and_then(|r| r.full_name.0).as_deref(), Some("acme/connectors"));
+
+        // Escapes are decoded; wrong types, nulls and missing fields are absent, not errors.
+        let e = Envelope::parse(r#"{"action":"re\u006fpened","installation":{"id":"42"},"repository":"acme/x"}"#).unwrap();
+        assert_eq!(e.action.0.as_deref(), Some("reopened"));
+        assert!(e.installation.0.unwrap().id.0.is_none());
+        assert!(e.repository.0.is_none());
+        let e = Envelope::parse(r#" {"action":7,"installation":null}"#).unwrap();
+        assert!(e.action.0.is_none() && e.installation.0.is_none() && e.repository.0.is_none());
+
+        for bad in ["", "[]", r#"["opened"]"#, "\"x\"", "7", "null", r#"{"action":"opened""#, r#"{"a":1} {}"#, r#"{"a":tru}"#] {
+            assert!(Envelope::parse(bad).is_none(), "{bad:?} was taken as an object");
+        }
     }
 
     #[test]

@@ -158,8 +158,8 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
     }
     // Only the envelope fields are read here (the rest is checked to be JSON and skipped); the
     // typed parse happens in the dispatcher.
-    let envelope = std::str::from_utf8(&body).ok().and_then(Envelope::parse);
-    let Some(envelope) = envelope else {
+    let text = std::str::from_utf8(&body).ok();
+    let (Some(text), Some(envelope)) = (text, text.and_then(Envelope::parse)) else {
         tracing::warn!(delivery, event, "webhook refused: body is not a JSON object");
         crate::metrics::global().webhook_rejected("malformed");
         return reply(StatusCode::BAD_REQUEST, json!({ "error": "the body must be a JSON object" }));
@@ -171,8 +171,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         action: action.clone(),
         installation_id: envelope.installation.0.and_then(|i| i.id.0),
         repository: envelope.repository.0.and_then(|r| r.full_name.0).map(Cow::into_owned),
-        // Checked above to be UTF-8 and JSON.
-        payload: String::from_utf8_lossy(&body).into_owned(),
+        payload: text.to_owned(),
         received_at: chrono::Utc::now(),
     };
     match state.writer.record(record).await {

@@ -566,6 +566,30 @@ async fn the_write_ahead_log_is_checkpointed_in_the_background() {
     }
 }
 
+#[tokio::test]
+async fn the_write_ahead_log_is_cut_back_after_a_flood() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&db_url(&dir)).await.unwrap();
+    let wal = dir.path().join("nested/folder/factory.db-wal");
+    let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    // One transaction twice the cap: the log grows past it, as under a flood.
+    let big = "x".repeat(20_000);
+    let flood: Vec<NewEvent> =
+        (0..400).map(|i| NewEvent { payload: format!(r#"{{"pad":"{big}"}}"#), ..event(&format!("f-{i}")) }).collect();
+    store.record_events(&flood).await.unwrap();
+    assert!(wal_size() > 2 * connector_factory::store::sqlite::WAL_SIZE_LIMIT, "the log did not grow: {} B", wal_size());
+    // Once a background checkpoint has caught up, the next commit starts the log over and cuts
+    // the file back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    while wal_size() > connector_factory::store::sqlite::WAL_SIZE_LIMIT {
+        assert!(std::time::Instant::now() < deadline, "the log stayed at {} B", wal_size());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        store.record_event(&event(&format!("after-{i}"))).await.unwrap();
+        i += 1;
+    }
+}
+
 /// A SQLite database in a nested folder (the SQLite-only tests of batched intake above).
 fn db_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}", dir.path().join("nested/folder/factory.db").display())

@@ -23,6 +23,13 @@ use std::time::Duration;
 /// not take the factory down in a loop.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
+/// Bytes the write-ahead log file is cut back to when it starts over. Under a steady flood of
+/// deliveries a checkpoint never catches up with the writer, so the log only grows (about 17 KB
+/// per delivery of GitHub's size); once the flood is over and a checkpoint completes, the next
+/// commit starts the log over, and this returns the space instead of keeping the largest size
+/// the log ever had.
+pub const WAL_SIZE_LIMIT: u64 = 4 << 20;
+
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -63,7 +70,8 @@ impl SqliteStore {
             .foreign_keys(true)
             // No connection checkpoints inside its own commit (an fsync or two, up to tens of
             // milliseconds here, while holding its turn to write): a background task does it.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string());
         let file = options.get_filename().to_path_buf();
         let in_memory = file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:");
         if !in_memory

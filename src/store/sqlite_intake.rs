@@ -20,7 +20,8 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Opens the intake's own connection to the (already migrated) database file, with the settings
-/// of the store's pool: WAL, NORMAL sync, foreign keys, checkpoints left to the background task.
+/// of the store's pool: WAL, NORMAL sync, foreign keys, checkpoints left to the background task,
+/// the same cap on the log file.
 pub(super) fn open(file: &Path, busy_timeout: Duration) -> Result<Connection> {
     let conn = Connection::open(file).with_context(|| format!("opening the database {}", file.display()))?;
     conn.busy_timeout(busy_timeout)?;
@@ -28,6 +29,7 @@ pub(super) fn open(file: &Path, busy_timeout: Duration) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "normal")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "journal_size_limit", super::sqlite::WAL_SIZE_LIMIT.to_string())?;
     Ok(conn)
 }
 

@@ -357,7 +357,7 @@ impl PayloadSet {
     fn name(self) -> &'static str {
         match self {
             PayloadSet::Real => "GitHub's example payloads",
-            PayloadSet::Small => "small made-up payloads",
+            PayloadSet::Small => "Small made-up payloads",
         }
     }
 }

@@ -64,6 +64,50 @@ fn example(event: &str, action: &str, pick: impl Fn(&Value) -> bool) -> Value {
         .clone()
 }
 
+/// Through the webhook endpoint: every example is accepted, stored as sent, and the envelope
+/// fields the intake reads (without parsing the whole body) are those of the whole document.
+#[tokio::test]
+async fn every_example_payload_is_accepted_with_its_envelope_read_right() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use connector_factory::server::webhook::sign;
+    use connector_factory::server::{AppState, router};
+    use connector_factory::store::{SqliteStore, Store};
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn Store> =
+        std::sync::Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("f.db").display())).await.unwrap());
+    let app = router(AppState::new(connector_factory::config::Secret::new("s"), store.clone(), Default::default()), 25 << 20);
+    let examples = all_examples();
+    let mut sent = std::collections::HashMap::new();
+    for (i, (source, name, payload)) in examples.iter().enumerate() {
+        let body = serde_json::to_vec(payload).unwrap();
+        let id = format!("ex-{i}");
+        let req = Request::post("/webhook")
+            .header("x-github-event", name.as_str())
+            .header("x-github-delivery", id.as_str())
+            .header("x-hub-signature-256", sign(b"s", &body))
+            .body(Body::from(body.clone()))
+            .unwrap();
+        let status = app.clone().oneshot(req).await.unwrap().status();
+        assert_eq!(status, StatusCode::ACCEPTED, "{source}: {name} example {i}");
+        sent.insert(id, (body, payload));
+    }
+    let stored = store.unrouted_events(u32::try_from(examples.len()).unwrap() + 1).await.unwrap();
+    assert_eq!(stored.len(), examples.len());
+    let mut with_installation = 0;
+    for e in stored {
+        let (body, payload) = &sent[&e.delivery_id];
+        assert_eq!(e.payload.as_bytes(), body.as_slice());
+        assert_eq!(e.action.as_deref(), payload["action"].as_str(), "{}", e.delivery_id);
+        assert_eq!(e.installation_id, payload.pointer("/installation/id").and_then(Value::as_i64), "{}", e.delivery_id);
+        assert_eq!(e.repository.as_deref(), payload.pointer("/repository/full_name").and_then(Value::as_str));
+        with_installation += usize::from(e.installation_id.is_some());
+    }
+    assert!(with_installation > 0, "no example carried an installation, so that field went unchecked");
+}
+
 #[test]
 fn every_example_payload_parses_to_a_typed_event_or_ignored() {
     let examples = all_examples();

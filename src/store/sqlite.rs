@@ -94,7 +94,10 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             file: (!in_memory).then_some(file),
-            write_gate: Arc::default(), _checkpointer: checkpointer, max_attempts: DEFAULT_MAX_ATTEMPTS })
+            write_gate: Arc::default(),
+            _checkpointer: checkpointer,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        })
     }
 
     pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {

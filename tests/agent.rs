@@ -121,6 +121,15 @@ async fn build_scenario(fixture: &str, wire: Wire) {
     assert!(session.tool_seconds["spec_test"] > 0.0 && session.model_seconds > 0.0, "{session:?}");
     let accounted = session.model_seconds + session.tool_seconds.values().sum::<f64>();
     assert!(accounted <= session.duration_seconds + 1e-6, "{session:?}");
+    // The last passing run of the whole suite is handed on (the pipeline takes it instead of
+    // running the suite again), for exactly these files and options.
+    let passed = result.passed_suite.as_ref().expect("the whole suite passed in the session");
+    assert!(passed.report.passed && passed.report.implementations[0].summary.passed > 20, "{:?}", passed.report.implementations[0].summary);
+    assert!(passed.still_holds(imp, &env.opts.spec_tests));
+    let other = connector_factory::spectest::SuiteOptions { page_size: 7, ..env.opts.spec_tests.clone() };
+    assert!(!passed.still_holds(imp, &other), "other options, another run");
+    std::fs::write(imp.join("NOTES.txt"), "a file the suite did not see").unwrap();
+    assert!(!passed.still_holds(imp, &env.opts.spec_tests), "other files, another run");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

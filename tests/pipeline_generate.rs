@@ -191,6 +191,46 @@ async fn a_request_becomes_one_pull_request_with_the_connector_and_its_report() 
     assert!((t.overhead_seconds - (t.total_seconds - t.spec_test_seconds)).abs() < 1e-6, "{t:?}");
 }
 
+/// With the LLM agent, whose session ends on a passing run of the whole suite, the pipeline
+/// reports that run instead of running the suite again on the same files.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_s_passing_suite_is_reported_without_running_it_again() {
+    use connector_factory::config::{LlmProvider, LlmSettings};
+    use support::fake_llm::{API_KEY, FakeLlm};
+    let s = scene();
+    let body = "### Connector name\n\nAcme Widgets\n\n### API docs URL\n\nhttps://docs.acme.test/api\n\n\
+                ### OpenAPI description URL\n\n_No response_\n\n### Auth type\n\nAPI key\n\n### Streams wanted\n\n\
+                widgets\n\n### Language\n\nPython\n\n### Notes\n\n_No response_\n";
+    s.platform.set_issue(ISSUE, body);
+    let llm = FakeLlm::start("build.anthropic.json").await;
+    let cfg = PipelineConfig {
+        llm: LlmSettings {
+            provider: Some(LlmProvider::Anthropic),
+            base_url: Some(llm.base_url.clone()),
+            model: Some(llm.model()),
+            api_key: Some(Secret::new(API_KEY)),
+        },
+        ..s.config.clone()
+    };
+    let job = GenerateJob {
+        number: ISSUE,
+        trigger: Trigger::Request { body: body.into(), requester: "maya".into() },
+        local_base: None,
+    };
+    let out = generate::run(&s.platform, &job, &cfg, &Control::standalone(CancellationToken::new())).await;
+    assert_eq!(out.verdict, Verdict::PrOpened, "{:?}", out.error);
+    assert_eq!(llm.problems(), Vec::<String>::new());
+    assert_eq!(llm.steps_left(), 0);
+    assert!(out.timings.spec_report_reused, "{:?}", out.timings);
+    // The report is the agent's run, under the implementation's path in the repository.
+    let report = out.spec_report.as_ref().unwrap();
+    assert!(report.passed);
+    assert_eq!(report.implementations[0].path, "registry/acme-widgets/v1/connector-factory/python/default");
+    let pr = &s.platform.pulls()[0];
+    assert!(pr.spec.body.contains("### Spec tests: ✅ passed"), "{}", pr.spec.body);
+    assert!(pr.spec.body.contains("`registry/acme-widgets/v1/connector-factory/python/default` — "), "{}", pr.spec.body);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_request_gets_one_comment_naming_each_bad_field() {
     let s = scene();

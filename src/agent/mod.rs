@@ -107,6 +107,8 @@ pub struct RunOptions {
     /// Go on from the implementation already in the registry (a CI fix) instead of setting up a
     /// new one. Only the LLM agent can: the builtin generator would write the same files again.
     pub resume: bool,
+    /// How the agent's `spec_test` runs the suite (the pipeline passes its own).
+    pub spec_tests: crate::spectest::SuiteOptions,
 }
 
 impl RunOptions {
@@ -124,6 +126,7 @@ impl RunOptions {
             secrets: vec![],
             transcript_dir: None,
             resume: false,
+            spec_tests: crate::spectest::SuiteOptions::default(),
         }
     }
 }
@@ -137,6 +140,9 @@ pub struct RunResult {
     pub session: Option<SessionReport>,
     pub transcript_jsonl: Option<PathBuf>,
     pub transcript_md: Option<PathBuf>,
+    /// The session's last passing run of the whole spec-test suite.
+    #[serde(skip)]
+    pub passed_suite: Option<tools::PassedSuite>,
 }
 
 /// Prepares the implementation folder and runs the chosen agent on it.
@@ -173,13 +179,22 @@ pub async fn run(req: &AgentRequest, opts: &RunOptions) -> Result<RunResult> {
                 Ok(summary) => Outcome::Succeeded { summary },
                 Err(e) => Outcome::Failed { error: format!("{e:#}") },
             };
-            Ok(RunResult { agent: kind, impl_dir, outcome, session: None, transcript_jsonl: None, transcript_md: None })
+            Ok(RunResult {
+                agent: kind,
+                impl_dir,
+                outcome,
+                session: None,
+                transcript_jsonl: None,
+                transcript_md: None,
+                passed_suite: None,
+            })
         }
         AgentKind::Llm => {
             let cfg = opts.llm.as_ref().expect("chosen because configured");
             let provider = cfg.provider()?;
             let mut tool_ctx = tools::ToolContext::new(&impl_dir, &opts.tree.join("skills"), &opts.registry, req.openapi_url.clone())?;
             tool_ctx.fetch = opts.fetch.clone();
+            tool_ctx.suite_options = opts.spec_tests.clone();
             let impl_rel = Path::new("registry").join(ids.rel()).display().to_string();
             let ctx = prompt::PromptContext { impl_rel, language, has_spec: req.openapi_url.is_some() };
             let (system, skills) = prompt::system_prompt(&opts.tree, &ctx)?;
@@ -208,6 +223,7 @@ pub async fn run(req: &AgentRequest, opts: &RunOptions) -> Result<RunResult> {
                 session: Some(report),
                 transcript_jsonl: Some(jsonl),
                 transcript_md: Some(md),
+                passed_suite: tool_ctx.passed_suite(),
             })
         }
     }

@@ -61,9 +61,13 @@ pub struct ToolContext {
     /// OpenAPI description (path or URL), when the request has one.
     pub spec: Option<String>,
     pub fetch: FetchPolicy,
-    /// Fingerprint of the folder when the whole spec-test suite last passed, so `finish` right
-    /// after a passing run does not run the suite again on the same files.
-    passed_suite_on: std::sync::Mutex<Option<[u8; 32]>>,
+    /// How `spec_test` runs the suite: the pipeline's own options, so its verdict is the one
+    /// the pipeline would reach.
+    pub suite_options: crate::spectest::SuiteOptions,
+    /// The last run of the whole suite that passed, with the folder's fingerprint then: `finish`
+    /// right after it does not run the suite again on the same files, and neither does the
+    /// pipeline after the session (see [`PassedSuite`]).
+    passed_suite: std::sync::Mutex<Option<PassedSuite>>,
     /// The description, loaded on first use.
     loaded_spec: tokio::sync::OnceCell<adapters::LoadedSpec>,
 }
@@ -75,13 +79,19 @@ impl ToolContext {
             role: Role::Builder,
             spec,
             fetch: FetchPolicy::default(),
-            passed_suite_on: std::sync::Mutex::new(None),
+            suite_options: crate::spectest::SuiteOptions::default(),
+            passed_suite: std::sync::Mutex::new(None),
             loaded_spec: tokio::sync::OnceCell::new(),
         })
     }
 
     pub fn impl_dir(&self) -> &PathBuf {
         &self.roots.impl_dir
+    }
+
+    /// The last passing run of the whole suite, if any.
+    pub fn passed_suite(&self) -> Option<PassedSuite> {
+        self.passed_suite.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The implementation folder as `registry/<connector>/...`, for transcripts (no host paths).
@@ -320,7 +330,9 @@ impl ToolContext {
     /// (passed, failing checks with ids, hints and trimmed evidence).
     pub async fn spec_test(&self, only: &[String]) -> Result<(bool, String), String> {
         let before = fingerprint(self.impl_dir());
-        let checks = adapters::spec_test(self.impl_dir(), only).await.map_err(|e| format!("spec_test could not run: {e:#}"))?;
+        let (checks, report) = adapters::spec_test(self.impl_dir(), only, &self.suite_options)
+            .await
+            .map_err(|e| format!("spec_test could not run: {e:#}"))?;
         let failed: Vec<&adapters::SpecCheck> = checks.iter().filter(|c| !c.passed && !c.skipped).collect();
         let passed = checks.iter().filter(|c| c.passed).count();
         let skipped = checks.iter().filter(|c| c.skipped).count();
@@ -342,7 +354,11 @@ impl ToolContext {
             }
         }
         let passed = failed.is_empty() && !checks.is_empty();
-        *self.passed_suite_on.lock().unwrap_or_else(|e| e.into_inner()) = (passed && only.is_empty()).then_some(before);
+        *self.passed_suite.lock().unwrap_or_else(|e| e.into_inner()) = (passed && only.is_empty()).then(|| PassedSuite {
+            fingerprint: before,
+            options: self.suite_options.clone(),
+            report,
+        });
         Ok((passed, out))
     }
 
@@ -360,7 +376,7 @@ impl ToolContext {
         }
         let validated = self.validate();
         if let Ok((true, _)) = &validated {
-            let unchanged = *self.passed_suite_on.lock().unwrap_or_else(|e| e.into_inner()) == Some(fingerprint(self.impl_dir()));
+            let unchanged = self.passed_suite().is_some_and(|p| p.fingerprint == fingerprint(self.impl_dir()));
             let suite = if unchanged { Ok((true, String::new())) } else { self.spec_test(&[]).await };
             match suite {
                 Ok((true, _)) => {
@@ -404,6 +420,23 @@ pub fn check_skill(dir: &Path) -> Result<(), String> {
         return Err("SKILL.md must keep its `## Lessons` section".into());
     }
     Ok(())
+}
+
+/// A run of the whole spec-test suite that passed, and on what.
+#[derive(Debug, Clone)]
+pub struct PassedSuite {
+    /// [`fingerprint`] of the implementation folder when the run started.
+    pub fingerprint: [u8; 32],
+    pub options: crate::spectest::SuiteOptions,
+    pub report: crate::spectest::SpecReport,
+}
+
+impl PassedSuite {
+    /// The report, if it still stands for `dir` run with `options`: the same files (the
+    /// fingerprint taken now) and the same options.
+    pub fn still_holds(&self, dir: &Path, options: &crate::spectest::SuiteOptions) -> bool {
+        self.options == *options && self.fingerprint == fingerprint(dir)
+    }
 }
 
 /// A digest of every file's path and content in the folder (reserved folders skipped).

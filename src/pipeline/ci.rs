@@ -17,7 +17,7 @@
 //! regression guard's result is posted on the improvement PR.
 
 use super::analysis::FailureAnalysis;
-use super::generate::{blocking, spec_tests};
+use super::generate::{blocking, reusable_report, spec_tests};
 use super::improve::{self, Proposed};
 use super::produce::{ProduceInput, produce_connector};
 use super::status::{MARKER, Meta};
@@ -532,7 +532,13 @@ async fn attempt(
     let dir = produced.impl_dir.clone();
     let findings = blocking(move || crate::validate::validate_implementation(&dir)).await?;
     let errors = findings.iter().filter(|f| f.severity == crate::validate::Severity::Error).count();
-    let spec = ctl.until_cancelled(spec_tests(&produced.impl_dir, &impl_rel, &cfg.spec_tests)).await.map_err(|_| anyhow::anyhow!("cancelled"))?;
+    let spec = match reusable_report(&produced, &impl_rel, &cfg.spec_tests).await {
+        Some(report) => Ok(report),
+        None => ctl
+            .until_cancelled(spec_tests(&produced.impl_dir, &impl_rel, &cfg.spec_tests))
+            .await
+            .map_err(|_| anyhow::anyhow!("cancelled"))?,
+    };
     let passed = errors == 0 && spec.as_ref().is_ok_and(|r| r.passed);
     let message = format!(
         "Fix {} after failing spec tests (attempt {number}/{max})\n\nCI run {} failed {} check(s); local checks {}.",

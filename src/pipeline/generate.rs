@@ -18,7 +18,7 @@
 //! between phases and while the agent or the spec tests run.
 
 use super::pr::{self, LABELS, PrContent};
-use super::produce::{ProduceInput, produce_connector};
+use super::produce::{ProduceInput, Produced, produce_connector};
 use super::status::{MARKER, Meta, Phase, Status};
 use super::{Cancelled, Control, PipelineConfig};
 use crate::git::{ForeignCommit, GitError, Remote, Workspace};
@@ -26,7 +26,7 @@ use crate::github::route::CONNECTOR_BRANCH_PREFIX;
 use crate::platform::{Platform, PrSpec, PullRequest};
 use crate::registry::{self, Registry};
 use crate::request::{self, ConnectorRequest};
-use crate::spectest::SpecReport;
+use crate::spectest::{SpecReport, SuiteOptions};
 use crate::store::{Job, JobKind};
 use crate::worker::JobOutcome;
 use anyhow::{Context, Result, anyhow, bail};
@@ -148,6 +148,10 @@ pub struct Timings {
     pub overhead_seconds: f64,
     /// Seconds per phase, in the order they ran.
     pub phases: Vec<(String, f64)>,
+    /// The spec-tests phase took the agent's last passing suite (same files, same options)
+    /// instead of running it again.
+    #[serde(default)]
+    pub spec_report_reused: bool,
 }
 
 impl Timings {
@@ -546,7 +550,13 @@ async fn build(
 
     t.set(Phase::SpecTests).await;
     let spec_started = Instant::now();
-    let spec = t.ctl.until_cancelled(spec_tests(&impl_dir, &impl_rel, &cfg.spec_tests)).await?;
+    let spec = match reusable_report(&produced, &impl_rel, &cfg.spec_tests).await {
+        Some(report) => {
+            out.timings.spec_report_reused = true;
+            Ok(report)
+        }
+        None => t.ctl.until_cancelled(spec_tests(&impl_dir, &impl_rel, &cfg.spec_tests)).await?,
+    };
     out.timings.spec_test_seconds += spec_started.elapsed().as_secs_f64();
     out.spec_report = spec.as_ref().ok().cloned();
     t.status.spec_summary = Some(match &spec {
@@ -649,6 +659,20 @@ pub(super) async fn spec_tests(dir: &Path, rel: &Path, opts: &crate::spectest::S
         .await
         .map_err(|e| format!("{e:#}"))?;
     Ok(SpecReport::new(vec![report]))
+}
+
+/// The agent's last passing run of the whole suite, when it still stands for the produced files
+/// run with `opts` (same fingerprint, same options), under the repository path `rel`: running
+/// the suite again would only repeat it, at about half of a connector's spec-test time.
+pub(super) async fn reusable_report(produced: &Produced, rel: &Path, opts: &SuiteOptions) -> Option<SpecReport> {
+    let passed = produced.passed_suite.clone()?;
+    let (dir, opts) = (produced.impl_dir.clone(), opts.clone());
+    // A failure to read the files means running the suite, as without a report.
+    let mut report = blocking(move || Ok(passed.still_holds(&dir, &opts).then_some(passed.report))).await.ok()??;
+    for imp in &mut report.implementations {
+        imp.path = rel.display().to_string();
+    }
+    Some(report)
 }
 
 /// Runs blocking work (git, file checks) off the async threads.

@@ -9,7 +9,7 @@ use super::PipelineConfig;
 use super::status::Usage;
 use crate::agent::builtin::{self, GenerateOptions};
 use crate::agent::llm::{LlmConfig, PriceTable};
-use crate::agent::tools::FetchPolicy;
+use crate::agent::tools::{FetchPolicy, PassedSuite};
 use crate::agent::tools::adapters::SPEC_MAX_BYTES;
 use crate::agent::builtin::replace_spec_location;
 use crate::agent::tools::fetch::fetch_to_file;
@@ -51,6 +51,9 @@ pub struct Produced {
     /// Seconds spent waiting for the model, and in the agent's own spec-test runs.
     pub model_seconds: f64,
     pub spec_test_seconds: f64,
+    /// The agent's last passing run of the whole suite (LLM agent only), which the pipeline
+    /// takes instead of running the suite again when the files and options are the same.
+    pub passed_suite: Option<PassedSuite>,
 }
 
 /// Writes the connector for `input` below `<tree>/registry/`.
@@ -98,6 +101,7 @@ async fn builtin_generator(input: &ProduceInput, fetch: &FetchPolicy) -> Result<
         transcript: None,
         model_seconds: 0.0,
         spec_test_seconds: 0.0,
+        passed_suite: None,
     })
 }
 
@@ -124,6 +128,7 @@ async fn llm_agent(input: &ProduceInput, cfg: &PipelineConfig, llm: LlmConfig) -
     opts.budgets = cfg.budgets.clone();
     opts.prices = PriceTable::from_env().unwrap_or_default();
     opts.fetch = cfg.fetch.clone();
+    opts.spec_tests = cfg.spec_tests.clone();
     // Outside the workspace, so the transcript is never committed with the connector.
     let transcripts = tempfile::tempdir().context("making a folder for the transcript")?;
     opts.transcript_dir = Some(transcripts.path().to_path_buf());
@@ -148,6 +153,7 @@ async fn llm_agent(input: &ProduceInput, cfg: &PipelineConfig, llm: LlmConfig) -
             transcript,
             model_seconds: report.map(|r| r.model_seconds).unwrap_or_default(),
             spec_test_seconds: report.and_then(|r| r.tool_seconds.get("spec_test").copied()).unwrap_or_default(),
+            passed_suite: ran.passed_suite.clone(),
         }),
         other => bail!(
             "the LLM agent did not finish: {other}{}",

@@ -330,10 +330,11 @@ fn time_split(t: &Value) -> String {
         .filter_map(|p| Some(format!("{} {:.1}s", esc(p[0].as_str()?), secs(&p[1]))))
         .collect();
     format!(
-        "{}<br>model {:.1}s, spec tests {:.1}s, the bot's own work {:.1}s",
+        "{}<br>model {:.1}s, spec tests {:.1}s{}, the bot's own work {:.1}s",
         list.join(" → "),
         secs(&t["model_seconds"]),
         secs(&t["spec_test_seconds"]),
+        if t["spec_report_reused"] == true { " (the agent's passing run, reused)" } else { "" },
         secs(&t["overhead_seconds"])
     )
 }

@@ -55,7 +55,7 @@ pub struct SpecTestArgs {
 }
 
 /// How a suite run is tuned.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SuiteOptions {
     /// Check ids or categories to run; empty means all.
     pub only: Vec<String>,

@@ -34,15 +34,20 @@ pub fn validate(dir: &Path) -> Result<Vec<(bool, String)>> {
         .collect())
 }
 
-/// Runs the spec-test suite (all checks, or those named in `only`).
-pub async fn spec_test(dir: &Path, only: &[String]) -> Result<Vec<SpecCheck>> {
+/// Runs the spec-test suite with `opts` (all checks, or those named in `only`): the checks as
+/// the agent reads them, and the whole report.
+pub async fn spec_test(
+    dir: &Path,
+    only: &[String],
+    opts: &crate::spectest::SuiteOptions,
+) -> Result<(Vec<SpecCheck>, crate::spectest::SpecReport)> {
     use crate::spectest::{Status, SuiteOptions, run_suite};
-    let opts = SuiteOptions { only: only.to_vec(), ..SuiteOptions::default() };
+    let opts = SuiteOptions { only: only.to_vec(), ..opts.clone() };
     let report = run_suite(dir, &opts).await?;
-    Ok(report
+    let checks = report
         .implementations
-        .into_iter()
-        .flat_map(|i| i.checks)
+        .iter()
+        .flat_map(|i| i.checks.iter().cloned())
         .map(|c| SpecCheck {
             passed: c.status == Status::Passed,
             skipped: c.status == Status::Skipped,
@@ -51,7 +56,8 @@ pub async fn spec_test(dir: &Path, only: &[String]) -> Result<Vec<SpecCheck>> {
             hint: c.hint,
             evidence: c.evidence,
         })
-        .collect())
+        .collect();
+    Ok((checks, report))
 }
 
 /// A loaded OpenAPI description.

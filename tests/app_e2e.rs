@@ -578,6 +578,15 @@ async fn the_actions_executor_dispatches_tracks_and_reports_the_run() {
     assert!(app.bare.tip(BRANCH).is_none());
     assert_eq!(app.fake.reactions(REPO).len(), 1);
 
+    // The server keeps looking at the queued run (and at the issue's status) until it ends.
+    let gets = |fragment: &str| app.fake.requests_to(fragment).into_iter().filter(|r| r.method == "GET").count();
+    let run_path = format!("/actions/runs/{}", run.id);
+    let waited = Instant::now();
+    while gets(&run_path) < 8 {
+        assert!(waited.elapsed() < Duration::from_secs(10), "the server stopped looking at the run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     let outcome = app.run_on_runner(&run, "success").await;
     assert!(matches!(outcome.verdict, generate::Verdict::PrOpened), "{outcome:?}");
     let jobs = app.settle(1).await;
@@ -594,6 +603,11 @@ async fn the_actions_executor_dispatches_tracks_and_reports_the_run() {
     assert!(body.contains(&format!("https://github.example/{REPO}/actions/runs/{}", run.id)), "{body}");
     app.assert_bot_commits_only_in_folder();
     assert_eq!(app.fake.dispatched_runs().len(), 1);
+    // Tracking looked at the run many times but listed the issue's comments about once (the
+    // runner lists them too): the status comment is read by its id after the first look.
+    let run_looks = gets(&run_path);
+    let comment_lists = gets(&format!("/issues/{issue}/comments"));
+    assert!(comment_lists <= 5, "{run_looks} looks at the run, {comment_lists} comment lists");
 }
 
 /// (l) A run that dies before the runner says how it went (here: no runner ever picked it up

@@ -159,6 +159,8 @@ async fn track(
     ctl: &Control,
 ) -> Result<Tracked> {
     let mut mirrored: Option<Phase> = None;
+    // Found once by listing the comments, then read by its id at each look.
+    let mut status_comment: Option<u64> = None;
     let mut failures = 0u32;
     loop {
         if run.is_completed() {
@@ -191,8 +193,23 @@ async fn track(
             Err(err) => return Err(err.context(format!("looking at Actions run {}", run.id))),
         }
         // The runner writes its phase into the status comment; the job store follows it, so
-        // the dashboard and `/factory status` show where the run is.
-        if let Ok(Some((_, body))) = platform.find_bot_comment(input.number, MARKER).await
+        // the dashboard and `/factory status` show where the run is. Nothing to follow before a
+        // runner has the run (a queued run can wait a long time for one).
+        if run.status != "in_progress" {
+            continue;
+        }
+        let known = match status_comment {
+            Some(id) => platform.comment(id).await.ok().map(|c| c.body),
+            None => None,
+        };
+        let body = match known {
+            Some(body) => Some(body),
+            None => platform.find_bot_comment(input.number, MARKER).await.ok().flatten().map(|(id, body)| {
+                status_comment = Some(id);
+                body
+            }),
+        };
+        if let Some(body) = body
             && let Some(meta) = Meta::parse(&body)
             && meta.phase.is_running()
             && mirrored != Some(meta.phase)

@@ -2,15 +2,17 @@
 //! receivers that verify and persist each delivery before answering.
 //!
 //! `cargo bench --bench webhook` (knobs: BENCH_DELIVERIES, BENCH_CONCURRENCY, BENCH_SECONDS,
-//! BENCH_WARMUP, BENCH_JSON=<file> to also write the results as JSON, BENCH_PEERS=factory to run
-//! the factory alone, e.g. under a profiler, without touching BENCHMARKS.md). It rewrites the
-//! `## Webhook intake` section of BENCHMARKS.md.
+//! BENCH_WARMUP, BENCH_JSON=<file> to also write the results as JSON; BENCH_PEERS=factory,
+//! intake or ceiling and BENCH_PAYLOADS=real or small run a part, e.g. under a profiler, without
+//! touching BENCHMARKS.md). It rewrites the `## Webhook intake` section of BENCHMARKS.md.
 //!
 //! Each receiver is a [`Peer`]: the factory's full serve stack, the factory's intake path alone,
-//! and a Probot app (`benches/probot/server.mjs`, npm `probot` pinned there) that verifies with
-//! Probot's own middleware and appends each delivery to a file before answering. Probot is
-//! skipped, with a note, when node/npm are missing or `npm ci` fails. All get the same signed
-//! payloads, in the same order, from the same client with the same concurrency.
+//! a ceiling receiver (the same server and checks, nothing stored), and a Probot app
+//! (`benches/probot/server.mjs`, npm `probot` pinned there) that verifies with Probot's own
+//! middleware and appends each delivery to a file before answering. Probot is skipped, with a
+//! note, when node/npm are missing or `npm ci` fails. All get the same signed payloads, in the
+//! same order, from the same client with the same concurrency, once with GitHub's example
+//! payloads and once with small made-up ones.
 
 
 mod support;

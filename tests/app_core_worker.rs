@@ -322,6 +322,11 @@ async fn every_log_line_of_a_job_names_the_job_issue_and_delivery() {
         .with_writer(move || sink.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests' threads reach the worker's call sites too, and tracing caches "nobody listens"
+    // for a call site first reached where no subscriber is set, unless a second subscriber is
+    // alive (then it asks every live one). Keep one alive and recompute what is cached already.
+    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
+    tracing::callsite::rebuild_interest_cache();
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let pool = WorkerPool::start(JobQueue::new(store.clone()), Arc::new(Chatty), config(1));

@@ -447,7 +447,9 @@ impl Store for SqliteStore {
         }
         let _gate = self.write_gate.intake().await;
         // The same batch write as the intake thread's, on a pool connection's handle, on this
-        // thread (the intake itself uses `intake_batch_writer`; this serves everything else).
+        // thread: it blocks it for the write (up to the busy timeout if another process holds
+        // the lock). The intake itself writes from its own thread (`intake_batch_writer`); this
+        // serves tests, in-memory stores and the intake's fallback when that connection fails.
         let mut conn = self.pool.acquire().await?;
         let mut handle = conn.lock_handle().await?;
         // SAFETY: the locked handle gives this code the connection alone until it is dropped,

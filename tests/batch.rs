@@ -165,11 +165,9 @@ mod github {
     use connector_factory::agent::tools::FetchPolicy;
     use connector_factory::config::{Settings, Source};
     use std::collections::BTreeMap;
+    use support::app::{REPO, seeded_github};
     use support::fake_github::{APP_ID, FakeGitHub};
     use support::files::FileServer;
-
-    const REPO: &str = "acme/connectors";
-    const INSTALLATION: u64 = 31;
 
     struct Hub {
         tmp: tempfile::TempDir,
@@ -184,14 +182,8 @@ mod github {
 
     async fn hub() -> Hub {
         let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeGitHub::start().await;
-        fake.add_repo(REPO);
-        fake.add_installation(INSTALLATION, &[REPO]);
-        fake.set_role(REPO, "maya", "write");
+        let (fake, bare, files) = seeded_github(tmp.path(), Default::default()).await;
         fake.add_label(REPO, "connector-request", "0e8a16");
-        let bare = BareRepo::factory(tmp.path(), &[]);
-        fake.set_clone_url(REPO, &bare.url());
-        let files = FileServer::start(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"));
         let openapi = format!("{}/tidepool-bookings.openapi.yaml", files.base);
         let body = |name: &str| {
             request(name).replace(

@@ -33,6 +33,19 @@ pub const SECRET: &str = "e2e-webhook-secret";
 pub const REPO: &str = "acme/connectors";
 pub const INSTALLATION: u64 = 77;
 
+/// The fake GitHub with [`REPO`] installed as [`INSTALLATION`], `maya` a writer, cloned from a
+/// bare repository of the factory's tree under `tmp`, and the examples served for OpenAPI URLs.
+pub async fn seeded_github(tmp: &Path, options: Options) -> (FakeGitHub, BareRepo, FileServer) {
+    let fake = FakeGitHub::start_with(options).await;
+    fake.add_repo(REPO);
+    fake.add_installation(INSTALLATION, &[REPO]);
+    fake.set_role(REPO, "maya", "write");
+    let bare = BareRepo::factory(tmp, &[]);
+    fake.set_clone_url(REPO, &bare.url());
+    let files = FileServer::start(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"));
+    (fake, bare, files)
+}
+
 static DELIVERIES: AtomicU64 = AtomicU64::new(1);
 
 pub fn delivery_id() -> String {
@@ -92,14 +105,8 @@ pub struct App {
 impl App {
     pub async fn start_with(options: AppOptions) -> App {
         let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeGitHub::start_with(Options { check_schemas: options.check_schemas }).await;
-        fake.add_repo(REPO);
-        fake.add_installation(INSTALLATION, &[REPO]);
-        fake.set_role(REPO, "maya", "write");
+        let (fake, bare, files) = seeded_github(tmp.path(), Options { check_schemas: options.check_schemas }).await;
         fake.set_role(REPO, "rita", "read");
-        let bare = BareRepo::factory(tmp.path(), &[]);
-        fake.set_clone_url(REPO, &bare.url());
-        let files = FileServer::start(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"));
 
         let db_url = format!("sqlite://{}", tmp.path().join("factory.db").display());
         // The settings `serve` reads, with GITHUB_API_URL pointing at the fake.
